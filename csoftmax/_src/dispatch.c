@@ -1,0 +1,121 @@
+/*
+ * dispatch.c -- public entry points and the choice of instruction set.
+ *
+ * The active kernels live in one static table, set once by csm_init() (or
+ * csm_set_isa() for tests and benchmarks) before any call and only read
+ * afterwards. Until csm_init() runs, the scalar kernels are active.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+
+typedef struct {
+    csm_f32_fn softmax_f32;
+    csm_f64_fn softmax_f64;
+    csm_f32_fn log_softmax_f32;
+    csm_f64_fn log_softmax_f64;
+    csm_f32_fn logsumexp_f32;
+    csm_f64_fn logsumexp_f64;
+} kernel_set;
+
+#define KERNEL_SET(isa)                                                                      \
+    {                                                                                        \
+        csm_softmax_f32_##isa, csm_softmax_f64_##isa, csm_log_softmax_f32_##isa,             \
+            csm_log_softmax_f64_##isa, csm_logsumexp_f32_##isa, csm_logsumexp_f64_##isa      \
+    }
+
+static const kernel_set scalar_set = KERNEL_SET(scalar);
+
+static const char *const isa_names[CSM_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
+
+static const kernel_set *set_for(csm_isa isa)
+{
+    return isa == CSM_ISA_SCALAR ? &scalar_set : NULL;
+}
+
+static const kernel_set *active = &scalar_set;
+static csm_isa active_isa = CSM_ISA_SCALAR;
+
+const char *csm_isa_name(csm_isa isa)
+{
+    return (unsigned)isa < CSM_ISA_COUNT ? isa_names[isa] : NULL;
+}
+
+int csm_isa_compiled(csm_isa isa)
+{
+    return (unsigned)isa < CSM_ISA_COUNT && set_for(isa) != NULL;
+}
+
+int csm_isa_supported(csm_isa isa)
+{
+    /* CPU detection arrives with the SIMD targets; scalar runs everywhere */
+    return isa == CSM_ISA_SCALAR;
+}
+
+csm_isa csm_active_isa(void)
+{
+    return active_isa;
+}
+
+int csm_set_isa(csm_isa isa)
+{
+    if (!csm_isa_compiled(isa) || !csm_isa_supported(isa))
+        return CSM_EISA;
+    active = set_for(isa);
+    active_isa = isa;
+    return CSM_OK;
+}
+
+csm_isa csm_init(void)
+{
+    csm_isa best = CSM_ISA_SCALAR;
+    for (int i = CSM_ISA_COUNT - 1; i > 0; i--)
+        if (csm_isa_compiled((csm_isa)i) && csm_isa_supported((csm_isa)i)) {
+            best = (csm_isa)i;
+            break;
+        }
+    const char *want = getenv("CSOFTMAX_ISA");
+    if (want != NULL && *want != '\0')
+        for (int i = 0; i < CSM_ISA_COUNT; i++)
+            if (strcmp(want, isa_names[i]) == 0 && csm_isa_compiled((csm_isa)i) &&
+                csm_isa_supported((csm_isa)i))
+                best = (csm_isa)i;
+    csm_set_isa(best);
+    return active_isa;
+}
+
+/* NULL is only allowed for an empty array */
+static int bad_args(const void *x, const void *y, const csm_layout *L)
+{
+    if (L == NULL)
+        return 1;
+    if (L->outer == 0 || L->inner == 0 || (L->n == 0 && y == NULL))
+        return 0;
+    return x == NULL ? L->n != 0 : y == NULL;
+}
+
+#define ENTRY(name, T)                                                                       \
+    int csm_##name(const T *x, T *y, const csm_layout *L)                                    \
+    {                                                                                        \
+        if (bad_args(x, y, L))                                                               \
+            return CSM_EINVAL;                                                               \
+        return active->name(x, y, L);                                                        \
+    }
+
+ENTRY(softmax_f32, float)
+ENTRY(softmax_f64, double)
+ENTRY(log_softmax_f32, float)
+ENTRY(log_softmax_f64, double)
+ENTRY(logsumexp_f32, float)
+ENTRY(logsumexp_f64, double)
+
+static const csm_api api = {
+    CSM_ABI_VERSION,    (uint32_t)sizeof(csm_api), csm_softmax_f32,   csm_softmax_f64,
+    csm_log_softmax_f32, csm_log_softmax_f64,      csm_logsumexp_f32, csm_logsumexp_f64,
+    csm_active_isa,     csm_isa_name,
+};
+
+const csm_api *csm_get_api(void)
+{
+    return &api;
+}

@@ -1,0 +1,26 @@
+/*
+ * kernels.h -- private: the per-instruction-set kernels (kern_<isa>.c) that
+ * dispatch.c puts behind the public csm_<op>_<dtype> entry points.
+ */
+#ifndef CSM_KERNELS_H
+#define CSM_KERNELS_H
+
+#include "csoftmax/csoftmax.h"
+
+#if defined(__GNUC__) && !defined(_WIN32)
+#define CSM_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define CSM_HIDDEN
+#endif
+
+#define CSM_DECLARE_ISA(isa)                                                                  \
+    CSM_HIDDEN int csm_softmax_f32_##isa(const float *, float *, const csm_layout *);         \
+    CSM_HIDDEN int csm_softmax_f64_##isa(const double *, double *, const csm_layout *);       \
+    CSM_HIDDEN int csm_log_softmax_f32_##isa(const float *, float *, const csm_layout *);     \
+    CSM_HIDDEN int csm_log_softmax_f64_##isa(const double *, double *, const csm_layout *);   \
+    CSM_HIDDEN int csm_logsumexp_f32_##isa(const float *, float *, const csm_layout *);       \
+    CSM_HIDDEN int csm_logsumexp_f64_##isa(const double *, double *, const csm_layout *);
+
+CSM_DECLARE_ISA(scalar)
+
+#endif

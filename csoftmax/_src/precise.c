@@ -1,0 +1,140 @@
+/*
+ * precise.c -- double-double logsumexp for ill-conditioned rows (precise.h).
+ *
+ * Double-double values are unevaluated sums hi + lo with |lo| <= ulp(hi)/2.
+ * exp: k = round(a/ln2), t = a - k ln2 with ln2 in three parts, t /= 2^9,
+ * Taylor series to degree 10 in double-double, nine squarings of expm1,
+ * times 2^k. log1p: one Newton step on exp from the libm log1p (quadratic
+ * convergence: 2^-53 -> below 2^-100).
+ */
+#include <math.h>
+#include "precise.h"
+
+typedef struct { double hi, lo; } dd;
+
+static dd two_sum(double a, double b)
+{
+    dd r;
+    r.hi = a + b;
+    double bb = r.hi - a;
+    r.lo = (a - (r.hi - bb)) + (b - bb);
+    return r;
+}
+
+static dd fast_two_sum(double a, double b) /* |a| >= |b| */
+{
+    dd r;
+    r.hi = a + b;
+    r.lo = b - (r.hi - a);
+    return r;
+}
+
+static dd two_prod(double a, double b)
+{
+    dd r;
+    r.hi = a * b;
+    r.lo = fma(a, b, -r.hi);
+    return r;
+}
+
+static dd dd_add(dd a, dd b)
+{
+    dd s = two_sum(a.hi, b.hi);
+    dd t = two_sum(a.lo, b.lo);
+    s.lo += t.hi;
+    s = fast_two_sum(s.hi, s.lo);
+    s.lo += t.lo;
+    return fast_two_sum(s.hi, s.lo);
+}
+
+static dd dd_add_d(dd a, double b)
+{
+    dd s = two_sum(a.hi, b);
+    s.lo += a.lo;
+    return fast_two_sum(s.hi, s.lo);
+}
+
+static dd dd_mul(dd a, dd b)
+{
+    dd p = two_prod(a.hi, b.hi);
+    p.lo += a.hi * b.lo + a.lo * b.hi;
+    return fast_two_sum(p.hi, p.lo);
+}
+
+static dd dd_div_d(dd a, double b)
+{
+    double q1 = a.hi / b;
+    dd p = two_prod(q1, b);               /* q1 * b exactly */
+    double rem = ((a.hi - p.hi) - p.lo) + a.lo;
+    double q2 = rem / b;
+    return fast_two_sum(q1, q2);
+}
+
+/* ln2 = LN2_1 + LN2_2 + LN2_3 to about 160 bits; LN2_1 and LN2_2 have enough
+ * trailing zero bits that k * LN2_1 and k * LN2_2 are exact for |k| < 2^11. */
+#define LN2_1 0.693147180559890330187045037746429443359375
+#define LN2_2 5.497923018708502421696649465070357021279e-14
+#define LN2_3 (-1.3124698417785255e-27)
+
+/* exp(a) for a = a.hi + a.lo <= 0 (a.hi >= -746), as a double-double. */
+static dd dd_exp(dd a)
+{
+    double k = nearbyint(a.hi * 1.4426950408889634);
+    /* t = a - k ln2, exact in its first two steps */
+    dd t = two_sum(a.hi - k * LN2_1, -k * LN2_2);
+    t = dd_add_d(t, a.lo);
+    t = dd_add_d(t, -k * LN2_3);
+    t.hi = ldexp(t.hi, -9);
+    t.lo = ldexp(t.lo, -9);
+    /* expm1(t) = t + t^2/2! + ... + t^10/10!, |t| <= 6.8e-4: error < 2^-110 */
+    dd term = t, sum = t;
+    for (int i = 2; i <= 10; i++) {
+        term = dd_div_d(dd_mul(term, t), (double)i);
+        sum = dd_add(sum, term);
+    }
+    /* expm1(2u) = expm1(u) * (expm1(u) + 2), nine times */
+    for (int i = 0; i < 9; i++)
+        sum = dd_mul(sum, dd_add_d(sum, 2.0));
+    dd e = dd_add_d(sum, 1.0);
+    int ki = (int)k;
+    e.hi = ldexp(e.hi, ki);
+    e.lo = ldexp(e.lo, ki);
+    return e;
+}
+
+/* log1p(T) for T >= 0 as a double-double: Newton on exp(L) = 1 + T. */
+static dd dd_log1p(dd T)
+{
+    double L0 = log1p(T.hi + T.lo);
+    dd em = dd_exp((dd){-L0, 0.0});            /* exp(-L0) */
+    dd onept = dd_add_d(T, 1.0);               /* 1 + T */
+    dd prod = dd_mul(onept, em);               /* (1+T) exp(-L0) = 1 + delta */
+    dd delta = dd_add_d(prod, -1.0);
+    /* L = L0 + log(1 + delta) = L0 + delta - delta^2/2 */
+    double corr = delta.hi - 0.5 * delta.hi * delta.hi;
+    dd L = fast_two_sum(L0, corr);
+    L.lo += delta.lo;
+    return fast_two_sum(L.hi, L.lo);
+}
+
+static double load(const void *x, ptrdiff_t off, int f32)
+{
+    return f32 ? (double)((const float *)x)[off] : ((const double *)x)[off];
+}
+
+double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, double m)
+{
+    dd T = {0.0, 0.0};
+    double count = 0.0;  /* entries equal to the maximum */
+    for (size_t i = 0; i < n; i++) {
+        double xi = load(x, (ptrdiff_t)i * s, f32);
+        if (xi == m) { count += 1.0; continue; }
+        if (!(xi - m >= -746.0)) continue;     /* -inf, huge negative: exp is 0 */
+        dd d = two_sum(xi, -m);                /* x_i - m exactly */
+        T = dd_add(T, dd_exp(d));
+    }
+    T = dd_add_d(T, count - 1.0);
+    dd L = dd_log1p(T);
+    dd v = dd_add_d(L, m);
+    return v.hi;
+}

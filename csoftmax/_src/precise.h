@@ -1,0 +1,19 @@
+/*
+ * precise.h -- double-double slow path shared by every instruction set.
+ *
+ * logsumexp(x) = m + log1p(T) cancels when m < 0 and |m + log1p(T)| is small
+ * next to log1p(T): the rounding of T and of log1p then dominate the result.
+ * Such rows (rare for logits, common for rows of log-probabilities) are
+ * recomputed here in double-double arithmetic (about 2^-100 relative), which
+ * keeps the result within 1 ULP down to |result| ~ 2^-45 |m|.
+ */
+#ifndef CSM_PRECISE_H
+#define CSM_PRECISE_H
+
+#include <stddef.h>
+
+/* logsumexp of one row x[0], x[s], ..., x[(n-1)s] (float or double storage,
+ * f32 != 0 for float) with finite maximum m. */
+double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, double m);
+
+#endif
