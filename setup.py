@@ -4,6 +4,7 @@ The public headers in include/ are shipped inside the package
 (csoftmax/include/csoftmax/*.h) so that csoftmax.get_include() finds them in
 an installed copy; the C sources in csoftmax/_src ship too, for vendoring.
 """
+import glob
 import os
 import shutil
 import sys
@@ -42,6 +43,8 @@ class BuildPyWithHeaders(build_py):
 ext = Extension(
     "csoftmax._core",
     sources=SRC,
+    depends=sorted(glob.glob("csoftmax/_src/*.h") + glob.glob("csoftmax/_src/*.inc")
+                   + glob.glob("include/csoftmax/*.h")),
     include_dirs=["include", "csoftmax/_src", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=extra_compile_args,

@@ -6,17 +6,44 @@ rules, the accuracy bounds and the benchmarks.
 """
 import os as _os
 
+__version__ = "0.1.0"
+
+
+def _installed_extension_dir():
+    """A directory holding another copy of this package with a compiled
+    extension (the installed one), for a source checkout without an in-place
+    build: `python -m csoftmax` run from the checkout puts the source tree
+    first on sys.path."""
+    import glob
+    import sys
+
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    for entry in sys.path:
+        cand = _os.path.join(_os.path.abspath(entry or "."), "csoftmax")
+        if cand != here and glob.glob(_os.path.join(cand, "_core.*")):
+            return cand
+    return None
+
+
 try:
     from csoftmax._core import isa_info, log_softmax, logsumexp, softmax
-except ImportError as _exc:  # pragma: no cover - only without a build
-    raise ImportError(
-        "csoftmax's compiled extension (csoftmax._core) is missing: this is the "
-        "source tree, not an installed copy. Install with `pip install .` and run "
-        "from another directory, or build in place with "
-        "`python setup.py build_ext --inplace`."
-    ) from _exc
+except ImportError as _exc:
+    _other = _installed_extension_dir()
+    if _other is None:
+        raise ImportError(
+            "csoftmax's compiled extension (csoftmax._core) is missing: this is the "
+            "source tree, not an installed copy. Install with `pip install .`, or build "
+            "in place with `python setup.py build_ext --inplace`."
+        ) from _exc
+    __path__.append(_other)  # noqa: F821 - the package's own __path__
+    from csoftmax._core import C_VERSION as _c_version
+    if _c_version != __version__:
+        raise ImportError(
+            f"the installed csoftmax extension in {_other} is version {_c_version}, "
+            f"but this source tree is {__version__}: reinstall with `pip install .`"
+        ) from _exc
+    from csoftmax._core import isa_info, log_softmax, logsumexp, softmax
 
-__version__ = "0.1.0"
 __all__ = ["softmax", "log_softmax", "logsumexp", "get_include", "isa_info", "__version__"]
 
 
@@ -38,8 +65,10 @@ def get_include():
     >>> os.path.exists(os.path.join(csoftmax.get_include(), "csoftmax", "csoftmax.h"))
     True
     """
+    for pkg in __path__:  # noqa: F821 - the installed copy first, if any
+        inc = _os.path.join(pkg, "include")
+        if _os.path.isfile(_os.path.join(inc, "csoftmax", "csoftmax.h")):
+            return inc
+    # in-place build of a source checkout: the top-level include/
     here = _os.path.dirname(_os.path.abspath(__file__))
-    installed = _os.path.join(here, "include")
-    if _os.path.isfile(_os.path.join(installed, "csoftmax", "csoftmax.h")):
-        return installed
     return _os.path.join(_os.path.dirname(here), "include")

@@ -47,6 +47,9 @@ cdef extern from "csoftmax/csoftmax.h" nogil:
     const char *csm_isa_name(csm_isa isa)
     csm_isa csm_init()
 
+cdef extern from "kernels.h" nogil:
+    void csm_exp_nonpos_f64(const double *x, double *y, size_t n)
+
 
 csm_init()
 
@@ -110,6 +113,19 @@ def _set_isa(name):
             break
     raise ValueError(f"instruction set {name!r} is not available here "
                      f"(supported: {isa_info()['supported']})")
+
+
+def _exp_nonpos(x):
+    """exp of a float64 array of values <= 0 by the active target's kernel
+    exp (test hook for its accuracy; not public API)."""
+    xa = np.ascontiguousarray(x, dtype=_f64)
+    y = np.empty_like(xa)
+    cdef const double *xp = <const double *>cnp.PyArray_DATA(xa)
+    cdef double *yp = <double *>cnp.PyArray_DATA(y)
+    cdef size_t n = xa.size
+    with nogil:
+        csm_exp_nonpos_f64(xp, yp, n)
+    return y
 
 
 # ---------------------------------------------------------------- helpers

@@ -16,12 +16,14 @@ typedef struct {
     csm_f64_fn log_softmax_f64;
     csm_f32_fn logsumexp_f32;
     csm_f64_fn logsumexp_f64;
+    void (*exp_nonpos_f64)(const double *, double *, size_t);
 } kernel_set;
 
 #define KERNEL_SET(isa)                                                                      \
     {                                                                                        \
         csm_softmax_f32_##isa, csm_softmax_f64_##isa, csm_log_softmax_f32_##isa,             \
-            csm_log_softmax_f64_##isa, csm_logsumexp_f32_##isa, csm_logsumexp_f64_##isa      \
+            csm_log_softmax_f64_##isa, csm_logsumexp_f32_##isa, csm_logsumexp_f64_##isa,     \
+            csm_exp_nonpos_f64_##isa                                                         \
     }
 
 static const kernel_set scalar_set = KERNEL_SET(scalar);
@@ -108,6 +110,11 @@ ENTRY(log_softmax_f32, float)
 ENTRY(log_softmax_f64, double)
 ENTRY(logsumexp_f32, float)
 ENTRY(logsumexp_f64, double)
+
+void csm_exp_nonpos_f64(const double *x, double *y, size_t n)
+{
+    active->exp_nonpos_f64(x, y, n);
+}
 
 static const csm_api api = {
     CSM_ABI_VERSION,    (uint32_t)sizeof(csm_api), csm_softmax_f32,   csm_softmax_f64,

@@ -19,8 +19,12 @@
     CSM_HIDDEN int csm_log_softmax_f32_##isa(const float *, float *, const csm_layout *);     \
     CSM_HIDDEN int csm_log_softmax_f64_##isa(const double *, double *, const csm_layout *);   \
     CSM_HIDDEN int csm_logsumexp_f32_##isa(const float *, float *, const csm_layout *);       \
-    CSM_HIDDEN int csm_logsumexp_f64_##isa(const double *, double *, const csm_layout *);
+    CSM_HIDDEN int csm_logsumexp_f64_##isa(const double *, double *, const csm_layout *);  \
+    CSM_HIDDEN void csm_exp_nonpos_f64_##isa(const double *, double *, size_t);
 
 CSM_DECLARE_ISA(scalar)
+
+/* test hook (not public API): the active target's exp on x <= 0 */
+void csm_exp_nonpos_f64(const double *x, double *y, size_t n);
 
 #endif

@@ -52,8 +52,11 @@ CV_INLINE double cv_exp_nonpos(double d, double r)
     q = q * t + CSM_Q9; q = q * t + CSM_Q8; q = q * t + CSM_Q7; q = q * t + CSM_Q6;
     q = q * t + CSM_Q5; q = q * t + CSM_Q4; q = q * t + CSM_Q3; q = q * t + CSM_Q2;
     q = q * t + CSM_Q1; q = q * t + CSM_Q0;
-    /* exp(t + c) = 1 + t + t^2 q + c (1 + t), summed small to large */
-    double p = 1.0 + (t + (t * t * q + (c + c * t)));
+    /* exp(t + c) = 1 + t + t^2 q + c (1 + t): 1 + t split exactly into
+     * hi + lo (Fast2Sum), the small terms added to lo, one final rounding */
+    double hi = 1.0 + t;
+    double lo = t - (hi - 1.0);
+    double p = hi + (lo + (t * t * q + (c + c * t)));
     /* 2^k = 2^k1 * 2^k2 with both factors normal: k2 = -600 when k < -1000 */
     int64_t k = (int64_t)(kbits - cv_bits(CSM_SHIFTER));  /* wraps: two's complement */
     int64_t k2 = k < -1000 ? -600 : 0;
