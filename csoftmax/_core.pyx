@@ -182,7 +182,10 @@ cdef list _normalize_axis(object axis, int ndim, str name):
 
 cdef bint _self_overlapping(object a):
     """True unless the strides prove that no two elements of `a` share
-    memory (e.g. broadcast views are self-overlapping)."""
+    memory: broadcast views, and the rare as_strided patterns that interleave
+    without overlapping (refused too: the check is sufficient, not exact)."""
+    if a.size == 0:
+        return False
     dims = sorted((abs(s), n) for s, n in zip(a.strides, a.shape) if n > 1)
     cdef Py_ssize_t extent = a.itemsize
     for s, n in dims:
@@ -411,7 +414,8 @@ cdef object _run(int op, object x, object axis, object out, bint keepdims):
         if not out.flags.writeable:
             raise ValueError(f"{name}: out is read-only")
         if _self_overlapping(out):
-            raise ValueError(f"{name}: out has overlapping elements (e.g. a broadcast view)")
+            raise ValueError(f"{name}: out has overlapping elements (a broadcast view), or "
+                             "strides that interleave its elements; pass a plain array")
     # ---- dtype policy
     kind_size = dt.itemsize
     if kind_size > 8:                   # longdouble: NumPy reference path
@@ -423,7 +427,8 @@ cdef object _run(int op, object x, object axis, object out, bint keepdims):
     if kind_size == 2:                  # float16: computed in float32
         x32 = xa.astype(_f32)
         res = _run(op, x32, axis, None, keepdims)
-        res = np.asarray(res).astype(dt)
+        with np.errstate(over="ignore"):   # beyond float16's range: +-inf, silently
+            res = np.asarray(res).astype(dt)
         return _finish(res, out, op)
     work = xa
     if not (work.dtype is dt or work.dtype == dt) or not work.flags.aligned \

@@ -4,8 +4,8 @@
  * Double-double values are unevaluated sums hi + lo with |lo| <= ulp(hi)/2.
  * exp: k = round(a/ln2), t = a - k ln2 with ln2 in three parts, t /= 2^9,
  * Taylor series to degree 10 in double-double, nine squarings of expm1,
- * times 2^k. log1p: one Newton step on exp from the libm log1p (quadratic
- * convergence: 2^-53 -> below 2^-100).
+ * times 2^k. log1p: one Newton step on expm1 from the libm log1p (quadratic
+ * convergence: 2^-53 -> below 2^-100, relative).
  */
 #include <math.h>
 #include "precise.h"
@@ -76,8 +76,9 @@ static dd dd_div_d(dd a, double b)
 #define LN2_2 5.497923018708502421696649465070357021279e-14
 #define LN2_3 (-1.3124698417785255e-27)
 
-/* exp(a) for a = a.hi + a.lo <= 0 (a.hi >= -746), as a double-double. */
-static dd dd_exp(dd a)
+/* Shared core of exp and expm1: a = k ln2 + t with |t| <= ln2/2, returns
+ * expm1(t) as a double-double (relative error below 2^-100) and k. */
+static dd expm1_reduced(dd a, double *k_out)
 {
     double k = nearbyint(a.hi * 1.4426950408889634);
     /* t = a - k ln2, exact in its first two steps */
@@ -95,25 +96,41 @@ static dd dd_exp(dd a)
     /* expm1(2u) = expm1(u) * (expm1(u) + 2), nine times */
     for (int i = 0; i < 9; i++)
         sum = dd_mul(sum, dd_add_d(sum, 2.0));
-    dd e = dd_add_d(sum, 1.0);
-    int ki = (int)k;
-    e.hi = ldexp(e.hi, ki);
-    e.lo = ldexp(e.lo, ki);
+    *k_out = k;
+    return sum;
+}
+
+/* exp(a) for -746 <= a <= 0, as a double-double. */
+static dd dd_exp(dd a)
+{
+    double k;
+    dd e = dd_add_d(expm1_reduced(a, &k), 1.0);
+    e.hi = ldexp(e.hi, (int)k);
+    e.lo = ldexp(e.lo, (int)k);
     return e;
 }
 
-/* log1p(T) for T >= 0 as a double-double: Newton on exp(L) = 1 + T. */
+/* expm1(a) for 0 <= a <= 700, as a double-double of full relative accuracy:
+ * expm1(a) = (2^k - 1) + 2^k expm1(t). */
+static dd dd_expm1(double a)
+{
+    double k;
+    dd em = expm1_reduced((dd){a, 0.0}, &k);
+    em.hi = ldexp(em.hi, (int)k);
+    em.lo = ldexp(em.lo, (int)k);
+    return k == 0.0 ? em : dd_add_d(em, ldexp(1.0, (int)k) - 1.0);
+}
+
+/* log1p(T) for T >= 0 as a double-double: one Newton step on
+ * expm1(L) = T from the libm log1p, which keeps the relative accuracy of L
+ * even when L is tiny (quadratic convergence: 2^-53 -> below 2^-100). */
 static dd dd_log1p(dd T)
 {
     double L0 = log1p(T.hi + T.lo);
-    dd em = dd_exp((dd){-L0, 0.0});            /* exp(-L0) */
-    dd onept = dd_add_d(T, 1.0);               /* 1 + T */
-    dd prod = dd_mul(onept, em);               /* (1+T) exp(-L0) = 1 + delta */
-    dd delta = dd_add_d(prod, -1.0);
-    /* L = L0 + log(1 + delta) = L0 + delta - delta^2/2 */
-    double corr = delta.hi - 0.5 * delta.hi * delta.hi;
-    dd L = fast_two_sum(L0, corr);
-    L.lo += delta.lo;
+    dd E = dd_expm1(L0);                       /* expm1(L0) */
+    dd R = dd_add(E, (dd){-T.hi, -T.lo});      /* expm1(L0) - T, small */
+    double corr = R.hi / (1.0 + E.hi);         /* dL = -R / exp(L0) */
+    dd L = two_sum(L0, -corr);
     return fast_two_sum(L.hi, L.lo);
 }
 
