@@ -524,7 +524,7 @@ def softmax(x, axis=-1, *, out=None):
     >>> csoftmax.softmax(x, out=x)      # in place
     array([[0.5, 0.5],
            [0. , 1. ]])
-    >>> csoftmax.softmax([[1.0, 2.0], [3.0, 4.0]], axis=None).sum()
+    >>> float(csoftmax.softmax([[1.0, 2.0], [3.0, 4.0]], axis=None).sum())
     1.0
     """
     return _run(OP_SOFTMAX, x, axis, out, False)

@@ -5,7 +5,6 @@ import inspect
 import os
 import pathlib
 import re
-import tomllib
 
 import numpy as np
 import pytest
@@ -29,8 +28,9 @@ def _header_version():
 
 
 def test_versions_agree():
-    with open(ROOT / "pyproject.toml", "rb") as f:
-        project_version = tomllib.load(f)["project"]["version"]
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    project = re.search(r"^\[project\]$(.*?)^\[", text, re.S | re.M).group(1)
+    project_version = re.search(r'^version = "([^"]+)"$', project, re.M).group(1)
     assert csoftmax.__version__ == project_version == _header_version()
     # the version compiled into the extension
     assert _core.C_VERSION == csoftmax.__version__
@@ -120,3 +120,32 @@ def test_signature(name):
         assert "keepdims" not in params
     with pytest.raises(TypeError):
         getattr(csoftmax, name)([1.0, 2.0], -1, None)    # out is keyword-only
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp", "get_include",
+                                  "isa_info"])
+def test_docstring_examples_run(name):
+    """The Examples sections are true (run as doctests)."""
+    import doctest
+
+    fn = getattr(csoftmax, name)
+    finder = doctest.DocTestFinder(recurse=False)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    tests = finder.find(fn, name, globs={"np": np, "csoftmax": csoftmax})
+    assert tests and tests[0].examples, f"{name} has no doctest examples"
+    for t in tests:
+        runner.run(t)
+    assert runner.failures == 0, f"{runner.failures} docstring example(s) of {name} failed"
+
+
+def test_readme_api_example_runs():
+    """The README's API example runs as written and shows true values."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## API\n\n```python\n(.*?)```", text, re.S).group(1)
+    ns = {}
+    exec(compile(block, "README.md", "exec"), ns)  # noqa: S102 - our own README
+    shown = re.findall(r"# (array\(\[.*?\]\)|np\.float64\(.*?\))\n", block)
+    assert shown, "README API example lost its shown results"
+    assert repr(csoftmax.softmax([13.0, 31.0, 5.0])) == shown[0]
+    assert repr(csoftmax.log_softmax([0.0, -40.0])) == shown[1]
+    assert repr(csoftmax.logsumexp([0.0, -40.0])) == shown[2]

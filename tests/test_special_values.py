@@ -33,17 +33,20 @@ SPECIAL_VALUE_TABLE = [
     {"row": "all -inf, n >= 2",
      "softmax": "all NaN", "log_softmax": "all NaN", "logsumexp": "-inf",
      "examples": [[-inf, -inf], [-inf, -inf, -inf, -inf, -inf]]},
-    {"row": "one +inf",
-     "softmax": "one-hot", "log_softmax": "0 there, -inf else", "logsumexp": "+inf",
+    {"row": "k = 1",
+     "softmax": "one-hot (1 at the +inf)", "log_softmax": "0 at the +inf, -inf elsewhere",
+     "logsumexp": "+inf",
      "examples": [[inf, 0.0], [-inf, inf], [1.0, inf, -inf, 3e38], [inf, -inf, -inf]]},
-    {"row": "two or more +inf",
-     "softmax": "NaN there, 0 else", "log_softmax": "NaN there, -inf else", "logsumexp": "+inf",
+    {"row": "k >= 2",
+     "softmax": "NaN at the +inf entries, 0 elsewhere",
+     "log_softmax": "NaN at +inf, -inf elsewhere", "logsumexp": "+inf",
      "examples": [[inf, inf], [inf, 0.0, inf, -inf], [inf, inf, inf], [-3e38, inf, 5.0, inf]]},
-    {"row": "n == 1, not NaN",
-     "softmax": "1", "log_softmax": "0", "logsumexp": "x",
+    {"row": "n = 1, not NaN (even +-inf)",
+     "softmax": "[1.]", "log_softmax": "[0.]", "logsumexp": "x",
      "examples": [[3.5], [0.0], [-1e30], [3e38], [inf], [-inf]]},
-    {"row": "empty row",
-     "softmax": "empty", "log_softmax": "empty", "logsumexp": "-inf",
+    {"row": "empty row (size-0 axis)",
+     "softmax": "empty result", "log_softmax": "empty result",
+     "logsumexp": "-inf (keepdims honoured)",
      "examples": [[]]},
 ]
 ROWS = [t["row"] for t in SPECIAL_VALUE_TABLE]
@@ -59,14 +62,14 @@ def expected(row_kind, x):
         return full(x, nan), full(x, nan), dt.type(nan)
     if row_kind == "all -inf, n >= 2":
         return full(x, nan), full(x, nan), dt.type(-inf)
-    if row_kind == "one +inf":
+    if row_kind == "k = 1":
         return np.where(pinf, 1, 0).astype(dt), np.where(pinf, 0, -inf).astype(dt), dt.type(inf)
-    if row_kind == "two or more +inf":
+    if row_kind == "k >= 2":
         return (np.where(pinf, nan, 0).astype(dt), np.where(pinf, nan, -inf).astype(dt),
                 dt.type(inf))
-    if row_kind == "n == 1, not NaN":
+    if row_kind == "n = 1, not NaN (even +-inf)":
         return np.ones(1, dt), np.zeros(1, dt), x[0]
-    if row_kind == "empty row":
+    if row_kind == "empty row (size-0 axis)":
         return np.empty(0, dt), np.empty(0, dt), dt.type(-inf)
     if row_kind == "some -inf, not all":
         # the finite entries give what the finite row alone gives (by the
@@ -82,16 +85,16 @@ def expected(row_kind, x):
 def classify(x):
     """Which line of the table the finite/special row x falls on (or "finite")."""
     if x.size == 0:
-        return "empty row"
+        return "empty row (size-0 axis)"
     if np.isnan(x).any():
         return "any NaN"
     if x.size == 1:
-        return "n == 1, not NaN"
+        return "n = 1, not NaN (even +-inf)"
     k = int((x == inf).sum())
     if k == 1:
-        return "one +inf"
+        return "k = 1"
     if k >= 2:
-        return "two or more +inf"
+        return "k >= 2"
     if np.all(x == -inf):
         return "all -inf, n >= 2"
     if np.any(x == -inf):
@@ -101,13 +104,13 @@ def classify(x):
 
 def generate(row_kind, n, rng, dtype):
     """A random row of length n on the given line of the table, or None."""
-    if row_kind == "empty row":
+    if row_kind == "empty row (size-0 axis)":
         return np.empty(0, dtype) if n == 0 else None
-    if n == 0 or (row_kind == "n == 1, not NaN") != (n == 1):
+    if n == 0 or (row_kind == "n = 1, not NaN (even +-inf)") != (n == 1):
         return None
     x = (rng.standard_normal(n) * 10).astype(dtype)
     pos = rng.permutation(n)
-    if row_kind == "n == 1, not NaN":
+    if row_kind == "n = 1, not NaN (even +-inf)":
         x[0] = rng.choice([inf, -inf, 2.5, 0.0])
     elif row_kind == "any NaN":
         x[pos[: rng.integers(1, n + 1)]] = nan
@@ -121,12 +124,12 @@ def generate(row_kind, n, rng, dtype):
         if n < 2:
             return None
         x[:] = -inf
-    elif row_kind == "one +inf":
+    elif row_kind == "k = 1":
         if n < 2:
             return None
         x[pos[0]] = inf
         x[pos[1: rng.integers(1, n)]] = -inf
-    elif row_kind == "two or more +inf":
+    elif row_kind == "k >= 2":
         if n < 2:
             return None
         x[pos[: rng.integers(2, n + 1)]] = inf
@@ -286,8 +289,8 @@ def test_special_at_every_position(dtype):
 # softmax of +inf rows is NaN everywhere; a length-1 +-inf row gives NaN for
 # softmax/log_softmax; empty rows raise in softmax/log_softmax; log_softmax
 # of a one-+inf row gives NaN (not 0) at the +inf entry.
-SCIPY_DIFFERS = {("one +inf", "softmax"), ("two or more +inf", "softmax"),
-                 ("empty row", "softmax"), ("empty row", "log_softmax")}
+SCIPY_DIFFERS = {("k = 1", "softmax"), ("k >= 2", "softmax"),
+                 ("empty row (size-0 axis)", "softmax"), ("empty row (size-0 axis)", "log_softmax")}
 
 
 def _scipy(op, x, axis):
@@ -303,13 +306,13 @@ def test_agrees_with_scipy(row, op):
     for dtype in DTYPES:
         for n in LENGTHS:
             for x in rows_of(row, n, dtype, seed=7 * n):
-                if row == "n == 1, not NaN" and np.isinf(x[0]) and not op.reduces:
+                if row == "n = 1, not NaN (even +-inf)" and np.isinf(x[0]) and not op.reduces:
                     continue    # scipy: softmax([inf]) = [nan]
                 x2 = x[None, :]
                 got = np.asarray(op.fn(x2), np.float64)
                 # scipy in float64 (its float32 arithmetic is less accurate)
                 want = _scipy(op, x2.astype(np.float64), -1)
-                if (row, op.name) == ("one +inf", "log_softmax"):
+                if (row, op.name) == ("k = 1", "log_softmax"):
                     keep = x2 != inf    # scipy gives NaN at the +inf entry
                     got, want = got[keep], want[keep]
                 _assert_close(got, want, dtype, err_msg=f"{op.name} {x}")
@@ -471,3 +474,38 @@ def test_signalling_nan_is_nan():
                     for op in OPS:
                         assert np.all(np.isnan(op.fn(x))), (op.name, n, pos)
                         assert np.all(np.isnan(op.fn(x[:, None], axis=0)))
+
+
+# Lines of the README table that are not row kinds of SPECIAL_VALUE_TABLE,
+# with the tests that check them.
+README_ONLY_LINES = {
+    "finite": "test_accuracy.py (mpmath bounds), test_softmax/log_softmax/logsumexp.py",
+    "huge finite (1e308, 3e38)": "test_huge_finite_no_overflow in this file",
+    "subnormal inputs/outputs": "test_subnormal_* in this file, test_accuracy.py",
+}
+
+
+def _readme_table():
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    block = re.search(r"<!-- special-values-table:start -->(.*?)<!-- special-values-table:end -->",
+                      text, re.S)
+    assert block, "README.md lost its special-values table markers"
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in block.group(1).strip().splitlines()]
+    assert rows[0] == ["row", "softmax", "log_softmax", "logsumexp"], rows[0]
+    return {r[0]: r[1:] for r in rows[2:]}
+
+
+def test_readme_table_is_this_table():
+    """The README's special-value table and SPECIAL_VALUE_TABLE agree, cell
+    for cell; the README lines that are not row kinds are covered elsewhere."""
+    readme = _readme_table()
+    for t in SPECIAL_VALUE_TABLE:
+        assert t["row"] in readme, f"README lacks the line {t['row']!r}"
+        assert readme[t["row"]] == [t["softmax"], t["log_softmax"], t["logsumexp"]], t["row"]
+    extra = set(readme) - set(ROWS)
+    assert extra == set(README_ONLY_LINES), extra ^ set(README_ONLY_LINES)
