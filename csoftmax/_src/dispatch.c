@@ -4,9 +4,11 @@
  * The active kernels live in one static table, set once by csm_init() (or
  * csm_set_isa() for tests and benchmarks) before any call and only read
  * afterwards. Until csm_init() runs, the scalar kernels are active.
+ * Order of preference: avx512 > avx2 > scalar on x86-64; neon on aarch64.
  */
 #include <stdlib.h>
 #include <string.h>
+#include "cpu.h"
 #include "kernels.h"
 
 typedef struct {
@@ -27,12 +29,39 @@ typedef struct {
     }
 
 static const kernel_set scalar_set = KERNEL_SET(scalar);
+#if CSM_HAVE_AVX2
+static const kernel_set avx2_set = KERNEL_SET(avx2);
+#endif
+#if CSM_HAVE_AVX512
+static const kernel_set avx512_set = KERNEL_SET(avx512);
+#endif
+#if CSM_HAVE_NEON
+static const kernel_set neon_set = KERNEL_SET(neon);
+#endif
 
 static const char *const isa_names[CSM_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
 
+/* the kernels of an ISA, or NULL if it is not compiled into this build */
 static const kernel_set *set_for(csm_isa isa)
 {
-    return isa == CSM_ISA_SCALAR ? &scalar_set : NULL;
+    switch (isa) {
+    case CSM_ISA_SCALAR:
+        return &scalar_set;
+#if CSM_HAVE_AVX2
+    case CSM_ISA_AVX2:
+        return &avx2_set;
+#endif
+#if CSM_HAVE_AVX512
+    case CSM_ISA_AVX512:
+        return &avx512_set;
+#endif
+#if CSM_HAVE_NEON
+    case CSM_ISA_NEON:
+        return &neon_set;
+#endif
+    default:
+        return NULL;
+    }
 }
 
 static const kernel_set *active = &scalar_set;
@@ -50,8 +79,7 @@ int csm_isa_compiled(csm_isa isa)
 
 int csm_isa_supported(csm_isa isa)
 {
-    /* CPU detection arrives with the SIMD targets; scalar runs everywhere */
-    return isa == CSM_ISA_SCALAR;
+    return csm_isa_compiled(isa) && csm_cpu_has(isa);
 }
 
 csm_isa csm_active_isa(void)

@@ -23,6 +23,9 @@
     CSM_HIDDEN void csm_exp_nonpos_f64_##isa(const double *, double *, size_t);
 
 CSM_DECLARE_ISA(scalar)
+CSM_DECLARE_ISA(avx2)
+CSM_DECLARE_ISA(avx512)
+CSM_DECLARE_ISA(neon)
 
 /* test hook (not public API): the active target's exp on x <= 0 */
 void csm_exp_nonpos_f64(const double *x, double *y, size_t n);

@@ -1,0 +1,133 @@
+/*
+ * vec_avx2.h -- the cv_* vocabulary (see vec_scalar.h) on AVX2 + FMA:
+ * four doubles per vector. float32 data is widened on load (vcvtps2pd) and
+ * narrowed on store, so the arithmetic, and the accuracy, are the float64
+ * ones. The exp is the algorithm of vec_scalar.h with FMA for the reduction
+ * and the polynomial (measured max error: tests/test_exp.py, per ISA).
+ */
+#ifndef CSM_VEC_AVX2_H
+#define CSM_VEC_AVX2_H
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "exp_coeffs.h"
+
+#define CV_ISA avx2
+#define CV_W 4
+
+#define CV_INLINE static inline __attribute__((always_inline))
+
+typedef __m256d cv_d;
+typedef __m256d cv_b;
+
+CV_INLINE cv_d cv_set(double v) { return _mm256_set1_pd(v); }
+CV_INLINE cv_d cv_add(cv_d a, cv_d b) { return _mm256_add_pd(a, b); }
+CV_INLINE cv_d cv_sub(cv_d a, cv_d b) { return _mm256_sub_pd(a, b); }
+CV_INLINE cv_d cv_mul(cv_d a, cv_d b) { return _mm256_mul_pd(a, b); }
+CV_INLINE cv_d cv_div(cv_d a, cv_d b) { return _mm256_div_pd(a, b); }
+CV_INLINE cv_d cv_fma(cv_d a, cv_d b, cv_d c) { return _mm256_fmadd_pd(a, b, c); }
+/* maxpd returns its second operand when either is NaN */
+CV_INLINE cv_d cv_max(cv_d acc, cv_d v) { return _mm256_max_pd(v, acc); }
+CV_INLINE cv_b cv_lt(cv_d a, cv_d b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+CV_INLINE cv_b cv_eq(cv_d a, cv_d b) { return _mm256_cmp_pd(a, b, _CMP_EQ_OQ); }
+CV_INLINE cv_b cv_gt(cv_d a, cv_d b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
+CV_INLINE cv_b cv_isnan(cv_d a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
+CV_INLINE cv_d cv_sel(cv_b m, cv_d a, cv_d b) { return _mm256_blendv_pd(b, a, m); }
+CV_INLINE int cv_any(cv_b m) { return _mm256_movemask_pd(m) != 0; }
+
+CV_INLINE void cv_lanes(cv_d v, double *out) { _mm256_storeu_pd(out, v); }
+
+CV_INLINE cv_d cv_ld(const void *p, ptrdiff_t s, int f32)
+{
+    if (f32) {
+        const float *f = (const float *)p;
+        if (s == 1)
+            return _mm256_cvtps_pd(_mm_loadu_ps(f));
+        return _mm256_cvtps_pd(_mm_set_ps(f[3 * s], f[2 * s], f[s], f[0]));
+    }
+    const double *d = (const double *)p;
+    if (s == 1)
+        return _mm256_loadu_pd(d);
+    return _mm256_set_pd(d[3 * s], d[2 * s], d[s], d[0]);
+}
+
+CV_INLINE cv_d cv_ldn(const void *p, ptrdiff_t s, size_t n, int f32, double pad)
+{
+    double t[4] = {pad, pad, pad, pad};
+    for (size_t l = 0; l < n; l++)
+        t[l] = f32 ? (double)((const float *)p)[(ptrdiff_t)l * s] : ((const double *)p)[(ptrdiff_t)l * s];
+    return _mm256_loadu_pd(t);
+}
+
+CV_INLINE void cv_stn(void *p, ptrdiff_t s, size_t n, cv_d v, int f32)
+{
+    double t[4];
+    _mm256_storeu_pd(t, v);
+    for (size_t l = 0; l < n; l++) {
+        if (f32)
+            ((float *)p)[(ptrdiff_t)l * s] = (float)t[l];
+        else
+            ((double *)p)[(ptrdiff_t)l * s] = t[l];
+    }
+}
+
+CV_INLINE void cv_st(void *p, ptrdiff_t s, cv_d v, int f32)
+{
+    if (s != 1) {
+        cv_stn(p, s, 4, v, f32);
+        return;
+    }
+    if (f32)
+        _mm_storeu_ps((float *)p, _mm256_cvtpd_ps(v));
+    else
+        _mm256_storeu_pd((double *)p, v);
+}
+
+/* 2^k for k + 1023 in [1, 2046], as doubles, from 64-bit integer lanes */
+CV_INLINE cv_d cv_pow2(__m256i kbiased)
+{
+    return _mm256_castsi256_pd(_mm256_slli_epi64(kbiased, 52));
+}
+
+/* exp(d + r), d <= 0; *es = exp(d + r) * 2^600 (see vec_scalar.h) */
+CV_INLINE cv_d cv_exp(cv_d d, cv_d r, cv_d *es)
+{
+    cv_b under = cv_lt(d, cv_set(CSM_EXP_MIN));
+    d = cv_sel(under, cv_set(CSM_EXP_MIN), d);
+    r = cv_sel(under, cv_set(0.0), r);
+    cv_d kf = _mm256_fmadd_pd(d, cv_set(CSM_LOG2E), cv_set(CSM_SHIFTER));
+    __m256i k = _mm256_sub_epi64(_mm256_castpd_si256(kf), _mm256_castpd_si256(cv_set(CSM_SHIFTER)));
+    kf = cv_sub(kf, cv_set(CSM_SHIFTER));
+    cv_d th = _mm256_fnmadd_pd(kf, cv_set(CSM_LN2_HI), d);
+    cv_d tl = _mm256_fnmadd_pd(kf, cv_set(CSM_LN2_LO), r);
+    cv_d t = cv_add(th, tl);
+    cv_d c = cv_add(cv_sub(th, t), tl);
+    cv_d q = cv_set(CSM_Q10);
+    q = cv_fma(q, t, cv_set(CSM_Q9));
+    q = cv_fma(q, t, cv_set(CSM_Q8));
+    q = cv_fma(q, t, cv_set(CSM_Q7));
+    q = cv_fma(q, t, cv_set(CSM_Q6));
+    q = cv_fma(q, t, cv_set(CSM_Q5));
+    q = cv_fma(q, t, cv_set(CSM_Q4));
+    q = cv_fma(q, t, cv_set(CSM_Q3));
+    q = cv_fma(q, t, cv_set(CSM_Q2));
+    q = cv_fma(q, t, cv_set(CSM_Q1));
+    q = cv_fma(q, t, cv_set(CSM_Q0));
+    cv_d one = cv_set(1.0);
+    cv_d hi = cv_add(one, t);
+    cv_d lo = cv_sub(t, cv_sub(hi, one));
+    cv_d small = cv_fma(cv_mul(t, t), q, cv_fma(c, t, c));
+    cv_d p = cv_add(hi, cv_add(lo, small));
+    /* 2^k in two normal factors: k2 = -600 where k < -1000 */
+    __m256i bias = _mm256_set1_epi64x(1023);
+    __m256i k2 = _mm256_and_si256(_mm256_cmpgt_epi64(_mm256_set1_epi64x(-1000), k),
+                                  _mm256_set1_epi64x(-600));
+    cv_d s1 = cv_pow2(_mm256_add_epi64(_mm256_sub_epi64(k, k2), bias));
+    cv_d s2 = cv_pow2(_mm256_add_epi64(k2, bias));
+    if (es)
+        *es = cv_mul(p, cv_pow2(_mm256_add_epi64(k, _mm256_set1_epi64x(600 + 1023))));
+    return cv_mul(cv_mul(p, s1), s2);
+}
+
+#endif
