@@ -14,6 +14,7 @@
 #include "exp_coeffs.h"
 
 #define CV_ISA avx2
+#define CV_HAS_FMA 1 /* cv_fma rounds once */
 #define CV_W 4
 
 #define CV_INLINE static inline __attribute__((always_inline))
@@ -88,6 +89,14 @@ CV_INLINE void cv_st(void *p, ptrdiff_t s, cv_d v, int f32)
 CV_INLINE cv_d cv_pow2(__m256i kbiased)
 {
     return _mm256_castsi256_pd(_mm256_slli_epi64(kbiased, 52));
+}
+
+/* 2^k for kf = k + CSM_SHIFTER, k in [-1022, 1023] */
+CV_INLINE cv_d cv_pow2k(cv_d kf)
+{
+    return cv_pow2(_mm256_add_epi64(_mm256_sub_epi64(_mm256_castpd_si256(kf),
+                                                _mm256_castpd_si256(cv_set(CSM_SHIFTER))),
+                                 _mm256_set1_epi64x(1023)));
 }
 
 /* exp(d + r), d <= 0; *es = exp(d + r) * 2^600 (see vec_scalar.h) */

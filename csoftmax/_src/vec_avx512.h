@@ -13,6 +13,7 @@
 #include "exp_coeffs.h"
 
 #define CV_ISA avx512
+#define CV_HAS_FMA 1 /* cv_fma rounds once */
 #define CV_W 8
 
 #define CV_INLINE static inline __attribute__((always_inline))
@@ -109,6 +110,14 @@ CV_INLINE void cv_st(void *p, ptrdiff_t s, cv_d v, int f32)
 CV_INLINE cv_d cv_pow2(__m512i kbiased)
 {
     return _mm512_castsi512_pd(_mm512_slli_epi64(kbiased, 52));
+}
+
+/* 2^k for kf = k + CSM_SHIFTER, k in [-1022, 1023] */
+CV_INLINE cv_d cv_pow2k(cv_d kf)
+{
+    return cv_pow2(_mm512_add_epi64(_mm512_sub_epi64(_mm512_castpd_si512(kf),
+                                                _mm512_castpd_si512(cv_set(CSM_SHIFTER))),
+                                 _mm512_set1_epi64(1023)));
 }
 
 /* exp(d + r), d <= 0; *es = exp(d + r) * 2^600 (see vec_scalar.h) */

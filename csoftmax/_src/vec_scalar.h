@@ -7,7 +7,7 @@
  *   cv_d, cv_b            vector of doubles, lane mask
  *   cv_set(v)             all lanes v
  *   cv_add/sub/mul/div    lane-wise, correctly rounded
- *   cv_fma(a, b, c)       a*b + c (fused where the ISA has FMA; here two roundings)
+ *   cv_fma(a, b, c)       a*b + c (fused, one rounding, where CV_HAS_FMA; here two)
  *   cv_max(acc, v)        v > acc ? v : acc (a NaN in v is ignored)
  *   cv_lt/eq/gt, cv_isnan comparisons; cv_sel(m, a, b) = m ? a : b; cv_any(m)
  *   cv_ld(p, s, f32)      CV_W elements p[0], p[s], ... (float or double) as doubles
@@ -15,6 +15,7 @@
  *   cv_st / cv_stn        the reverse (rounding to float for f32)
  *   cv_lanes(v, out)      lanes to an array
  *   cv_exp(d, r, &es)     exp(d + r) for d <= 0; es = exp(d + r) * 2^600
+ *   cv_pow2k(kf)          2^k for kf = k + CSM_SHIFTER (k an integer in [-1022, 1023])
  *
  * cv_exp(d, r) = exp(d + r) for d in [-inf, 0] and |r| <= ulp(d):
  *   Cody-Waite reduction d = k ln2 + t (t exact with LN2_HI), the residual of
@@ -35,6 +36,7 @@
 #include "exp_coeffs.h"
 
 #define CV_ISA scalar
+#define CV_HAS_FMA 0 /* cv_fma rounds once */
 #define CV_W 1
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -90,6 +92,12 @@ CV_INLINE void cv_lanes(cv_d v, double *out) { out[0] = v; }
 
 CV_INLINE uint64_t cv_bits(double v) { uint64_t u; memcpy(&u, &v, sizeof u); return u; }
 CV_INLINE double cv_from_bits(uint64_t u) { double v; memcpy(&v, &u, sizeof v); return v; }
+
+/* 2^k for kf = k + CSM_SHIFTER (the shifter trick), k in [-1022, 1023] */
+CV_INLINE cv_d cv_pow2k(cv_d kf)
+{
+    return cv_from_bits((cv_bits(kf) - cv_bits(CSM_SHIFTER) + 1023) << 52);
+}
 
 /* exp(d + r), d <= 0; *es = exp(d + r) * 2^600 (see the file comment) */
 CV_INLINE cv_d cv_exp(cv_d d, cv_d r, cv_d *es)

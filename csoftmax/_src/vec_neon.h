@@ -1,0 +1,145 @@
+/*
+ * vec_neon.h -- the cv_* vocabulary (see vec_scalar.h) on AArch64 Advanced
+ * SIMD: two doubles per vector (float64x2_t), all-ones/zero 64-bit lane masks
+ * (uint64x2_t). float32 data is widened on load (fcvtl) and narrowed on
+ * store (fcvtn), so the arithmetic, and the accuracy, are the float64 ones.
+ * The exp is the algorithm of vec_scalar.h with FMA (vfmaq_f64) for the
+ * reduction and the polynomial, exactly as vec_avx2.h. Advanced SIMD is
+ * part of the AArch64 baseline: no target attribute is needed.
+ */
+#ifndef CSM_VEC_NEON_H
+#define CSM_VEC_NEON_H
+
+#include <arm_neon.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "exp_coeffs.h"
+
+#define CV_ISA neon
+#define CV_W 2
+
+#define CV_INLINE static inline __attribute__((always_inline))
+
+typedef float64x2_t cv_d;
+typedef uint64x2_t cv_b;
+
+CV_INLINE cv_d cv_set(double v) { return vdupq_n_f64(v); }
+CV_INLINE cv_d cv_add(cv_d a, cv_d b) { return vaddq_f64(a, b); }
+CV_INLINE cv_d cv_sub(cv_d a, cv_d b) { return vsubq_f64(a, b); }
+CV_INLINE cv_d cv_mul(cv_d a, cv_d b) { return vmulq_f64(a, b); }
+CV_INLINE cv_d cv_div(cv_d a, cv_d b) { return vdivq_f64(a, b); }
+/* a*b + c, one rounding (vfmaq_f64(acc, x, y) = acc + x*y) */
+CV_INLINE cv_d cv_fma(cv_d a, cv_d b, cv_d c) { return vfmaq_f64(c, a, b); }
+/* v > acc ? v : acc; fmax/vmaxq would propagate a NaN in v */
+CV_INLINE cv_d cv_max(cv_d acc, cv_d v) { return vbslq_f64(vcgtq_f64(v, acc), v, acc); }
+CV_INLINE cv_b cv_lt(cv_d a, cv_d b) { return vcltq_f64(a, b); }
+CV_INLINE cv_b cv_eq(cv_d a, cv_d b) { return vceqq_f64(a, b); }
+CV_INLINE cv_b cv_gt(cv_d a, cv_d b) { return vcgtq_f64(a, b); }
+CV_INLINE cv_b cv_isnan(cv_d a)
+{
+    /* a == a is false only for NaN (quiet compare: no exception for qNaN) */
+    return vreinterpretq_u64_u32(vmvnq_u32(vreinterpretq_u32_u64(vceqq_f64(a, a))));
+}
+CV_INLINE cv_d cv_sel(cv_b m, cv_d a, cv_d b) { return vbslq_f64(m, a, b); }
+CV_INLINE int cv_any(cv_b m) { return (vgetq_lane_u64(m, 0) | vgetq_lane_u64(m, 1)) != 0; }
+
+CV_INLINE void cv_lanes(cv_d v, double *out) { vst1q_f64(out, v); }
+
+CV_INLINE cv_d cv_ld(const void *p, ptrdiff_t s, int f32)
+{
+    if (f32) {
+        const float *f = (const float *)p;
+        if (s == 1)
+            return vcvt_f64_f32(vld1_f32(f));
+        float32x2_t t = vdup_n_f32(f[0]);
+        t = vset_lane_f32(f[s], t, 1);
+        return vcvt_f64_f32(t);
+    }
+    const double *d = (const double *)p;
+    if (s == 1)
+        return vld1q_f64(d);
+    cv_d t = vdupq_n_f64(d[0]);
+    return vsetq_lane_f64(d[s], t, 1);
+}
+
+/* the first n < 2 elements (so n is 0 or 1); the other lanes = pad */
+CV_INLINE cv_d cv_ldn(const void *p, ptrdiff_t s, size_t n, int f32, double pad)
+{
+    (void)s;
+    cv_d t = vdupq_n_f64(pad);
+    if (n)
+        t = vsetq_lane_f64(f32 ? (double)*(const float *)p : *(const double *)p, t, 0);
+    return t;
+}
+
+CV_INLINE void cv_stn(void *p, ptrdiff_t s, size_t n, cv_d v, int f32)
+{
+    double t[2];
+    vst1q_f64(t, v);
+    for (size_t l = 0; l < n; l++) {
+        if (f32)
+            ((float *)p)[(ptrdiff_t)l * s] = (float)t[l];
+        else
+            ((double *)p)[(ptrdiff_t)l * s] = t[l];
+    }
+}
+
+CV_INLINE void cv_st(void *p, ptrdiff_t s, cv_d v, int f32)
+{
+    if (s != 1) {
+        cv_stn(p, s, 2, v, f32);
+        return;
+    }
+    if (f32)
+        vst1_f32((float *)p, vcvt_f32_f64(v));
+    else
+        vst1q_f64((double *)p, v);
+}
+
+/* 2^k for k + 1023 in [1, 2046], as doubles, from 64-bit integer lanes */
+CV_INLINE cv_d cv_pow2(int64x2_t kbiased)
+{
+    return vreinterpretq_f64_s64(vshlq_n_s64(kbiased, 52));
+}
+
+/* exp(d + r), d <= 0; *es = exp(d + r) * 2^600 (see vec_scalar.h) */
+CV_INLINE cv_d cv_exp(cv_d d, cv_d r, cv_d *es)
+{
+    cv_b under = cv_lt(d, cv_set(CSM_EXP_MIN));
+    d = cv_sel(under, cv_set(CSM_EXP_MIN), d);
+    r = cv_sel(under, cv_set(0.0), r);
+    cv_d kf = vfmaq_f64(cv_set(CSM_SHIFTER), d, cv_set(CSM_LOG2E));
+    int64x2_t k = vsubq_s64(vreinterpretq_s64_f64(kf), vreinterpretq_s64_f64(cv_set(CSM_SHIFTER)));
+    kf = cv_sub(kf, cv_set(CSM_SHIFTER));
+    cv_d th = vfmsq_f64(d, kf, cv_set(CSM_LN2_HI)); /* d - kf * LN2_HI */
+    cv_d tl = vfmsq_f64(r, kf, cv_set(CSM_LN2_LO)); /* r - kf * LN2_LO */
+    cv_d t = cv_add(th, tl);
+    cv_d c = cv_add(cv_sub(th, t), tl);
+    cv_d q = cv_set(CSM_Q10);
+    q = cv_fma(q, t, cv_set(CSM_Q9));
+    q = cv_fma(q, t, cv_set(CSM_Q8));
+    q = cv_fma(q, t, cv_set(CSM_Q7));
+    q = cv_fma(q, t, cv_set(CSM_Q6));
+    q = cv_fma(q, t, cv_set(CSM_Q5));
+    q = cv_fma(q, t, cv_set(CSM_Q4));
+    q = cv_fma(q, t, cv_set(CSM_Q3));
+    q = cv_fma(q, t, cv_set(CSM_Q2));
+    q = cv_fma(q, t, cv_set(CSM_Q1));
+    q = cv_fma(q, t, cv_set(CSM_Q0));
+    cv_d one = cv_set(1.0);
+    cv_d hi = cv_add(one, t);
+    cv_d lo = cv_sub(t, cv_sub(hi, one));
+    cv_d small = cv_fma(cv_mul(t, t), q, cv_fma(c, t, c));
+    cv_d p = cv_add(hi, cv_add(lo, small));
+    /* 2^k in two normal factors: k2 = -600 where k < -1000 */
+    int64x2_t bias = vdupq_n_s64(1023);
+    int64x2_t k2 = vandq_s64(vreinterpretq_s64_u64(vcltq_s64(k, vdupq_n_s64(-1000))),
+                             vdupq_n_s64(-600));
+    cv_d s1 = cv_pow2(vaddq_s64(vsubq_s64(k, k2), bias));
+    cv_d s2 = cv_pow2(vaddq_s64(k2, bias));
+    if (es)
+        *es = cv_mul(p, cv_pow2(vaddq_s64(k, vdupq_n_s64(600 + 1023))));
+    return cv_mul(cv_mul(p, s1), s2);
+}
+
+#endif
