@@ -392,7 +392,71 @@ cdef object _alloc_lse(object xa, list red, object dt):
     return y.transpose(np.argsort(order)) if order != sorted(order) else y
 
 
+cdef inline bint _plain(cnp.ndarray a, int typenum) noexcept:
+    """a is a native, aligned, C-contiguous array of typenum."""
+    return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_ISNOTSWAPPED(a)
+            and cnp.PyArray_ISALIGNED(a) and cnp.PyArray_IS_C_CONTIGUOUS(a))
+
+
+cdef object _fast(int op, object x, object axis, object out, bint keepdims):
+    """The common call in C only: a plain float32/float64 ndarray reduced
+    along its last axis, out absent, x itself, or a plain array of the
+    result's shape that does not overlap x. None when it does not apply
+    (then _run's general path handles the call, errors included)."""
+    if type(x) is not _ndarray or type(axis) is not int or keepdims:
+        return None
+    cdef cnp.ndarray xa = <cnp.ndarray>x
+    cdef int nd = cnp.PyArray_NDIM(xa), typenum = cnp.PyArray_TYPE(xa), k
+    if nd == 0 or (axis != -1 and axis != nd - 1) or cnp.PyArray_SIZE(xa) == 0:
+        return None
+    if (typenum != cnp.NPY_FLOAT and typenum != cnp.NPY_DOUBLE) or not _plain(xa, typenum):
+        return None
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(xa)
+    cdef int ynd = nd - 1 if op == OP_LOGSUMEXP else nd
+    cdef cnp.ndarray ya
+    cdef char *xp = <char *>cnp.PyArray_DATA(xa)
+    cdef char *yp
+    if out is None:
+        ya = cnp.PyArray_EMPTY(ynd, dims, typenum, 0)
+    else:
+        if type(out) is not _ndarray:
+            return None
+        ya = <cnp.ndarray>out
+        if cnp.PyArray_NDIM(ya) != ynd or not _plain(ya, typenum) \
+                or not cnp.PyArray_ISWRITEABLE(ya):
+            return None
+        for k in range(ynd):
+            if cnp.PyArray_DIMS(ya)[k] != dims[k]:
+                return None
+        yp = <char *>cnp.PyArray_DATA(ya)
+        if not (yp == xp and op != OP_LOGSUMEXP) and \
+                yp < xp + cnp.PyArray_NBYTES(xa) and xp < yp + cnp.PyArray_NBYTES(ya):
+            return None                  # overlapping, not identical
+    yp = <char *>cnp.PyArray_DATA(ya)
+    cdef csm_layout L
+    L.n = <size_t>dims[nd - 1]
+    L.outer = <size_t>(cnp.PyArray_SIZE(xa) // dims[nd - 1])
+    L.inner = 1
+    L.x_outer = L.y_outer = <Py_ssize_t>L.n
+    L.x_n = L.y_n = 1
+    L.x_inner = L.y_inner = 0
+    if op == OP_LOGSUMEXP:
+        L.y_outer = 1
+    cdef bint f32 = typenum == cnp.NPY_FLOAT
+    cdef int rc
+    with nogil:
+        rc = _kernel(op, f32, xp, yp, &L)
+    if rc != CSM_OK:
+        raise RuntimeError(f"{_NAMES[op]}: internal error {rc} from the C kernel")
+    if out is not None:
+        return out
+    return cnp.PyArray_Return(ya) if ynd == 0 else ya
+
+
 cdef object _run(int op, object x, object axis, object out, bint keepdims):
+    res = _fast(op, x, axis, out, keepdims)
+    if res is not None:
+        return res
     cdef str name = _NAMES[op]
     xa = _as_array(x, name)
     dt = _result_dtype(xa.dtype, name)
