@@ -450,7 +450,9 @@ cdef object _fast(int op, object x, object axis, object out, bint keepdims):
         raise RuntimeError(f"{_NAMES[op]}: internal error {rc} from the C kernel")
     if out is not None:
         return out
-    return cnp.PyArray_Return(ya) if ynd == 0 else ya
+    if ynd == 0:   # a NumPy scalar, as from the general path (PyArray_Return would steal ya)
+        return cnp.PyArray_ToScalar(cnp.PyArray_DATA(ya), ya)
+    return ya
 
 
 cdef object _run(int op, object x, object axis, object out, bint keepdims):

@@ -16,6 +16,7 @@
 #include "exp_coeffs.h"
 
 #define CV_ISA neon
+#define CV_HAS_FMA 1 /* cv_fma rounds once (vfmaq_f64) */
 #define CV_W 2
 
 #define CV_INLINE static inline __attribute__((always_inline))
@@ -62,10 +63,12 @@ CV_INLINE cv_d cv_ld(const void *p, ptrdiff_t s, int f32)
     return vsetq_lane_f64(d[s], t, 1);
 }
 
-/* the first n < 2 elements (so n is 0 or 1); the other lanes = pad */
+/* the first n elements, other lanes = pad. The vocabulary says n < CV_W, but
+ * kernels.inc (the tail of pass 1) also passes n == CV_W: handle n <= 2. */
 CV_INLINE cv_d cv_ldn(const void *p, ptrdiff_t s, size_t n, int f32, double pad)
 {
-    (void)s;
+    if (n >= 2)
+        return cv_ld(p, s, f32);
     cv_d t = vdupq_n_f64(pad);
     if (n)
         t = vsetq_lane_f64(f32 ? (double)*(const float *)p : *(const double *)p, t, 0);
@@ -100,6 +103,14 @@ CV_INLINE void cv_st(void *p, ptrdiff_t s, cv_d v, int f32)
 CV_INLINE cv_d cv_pow2(int64x2_t kbiased)
 {
     return vreinterpretq_f64_s64(vshlq_n_s64(kbiased, 52));
+}
+
+/* 2^k for kf = k + CSM_SHIFTER (the shifter trick), k in [-1022, 1023] */
+CV_INLINE cv_d cv_pow2k(cv_d kf)
+{
+    return cv_pow2(vaddq_s64(vsubq_s64(vreinterpretq_s64_f64(kf),
+                                       vreinterpretq_s64_f64(cv_set(CSM_SHIFTER))),
+                             vdupq_n_s64(1023)));
 }
 
 /* exp(d + r), d <= 0; *es = exp(d + r) * 2^600 (see vec_scalar.h) */

@@ -11,7 +11,7 @@
  *   cv_max(acc, v)        v > acc ? v : acc (a NaN in v is ignored)
  *   cv_lt/eq/gt, cv_isnan comparisons; cv_sel(m, a, b) = m ? a : b; cv_any(m)
  *   cv_ld(p, s, f32)      CV_W elements p[0], p[s], ... (float or double) as doubles
- *   cv_ldn(p, s, n, f32, pad)  the first n < CV_W of them, other lanes = pad
+ *   cv_ldn(p, s, n, f32, pad)  the first n <= CV_W of them, other lanes = pad
  *   cv_st / cv_stn        the reverse (rounding to float for f32)
  *   cv_lanes(v, out)      lanes to an array
  *   cv_exp(d, r, &es)     exp(d + r) for d <= 0; es = exp(d + r) * 2^600

@@ -75,14 +75,21 @@ typedef struct csm_layout {
 } csm_layout;
 
 /* Layout of `rows` contiguous rows of length n, x and y both C-contiguous:
- * softmax over the last axis of a (rows, n) array. For logsumexp, y is the
- * contiguous vector of `rows` results. */
+ * softmax or log_softmax over the last axis of a (rows, n) array. */
 static inline csm_layout csm_rows(size_t rows, size_t n)
 {
     csm_layout L;
     L.outer = rows; L.n = n; L.inner = 1;
     L.x_outer = (ptrdiff_t)n; L.x_n = 1; L.x_inner = 1;
     L.y_outer = (ptrdiff_t)n; L.y_n = 1; L.y_inner = 1;
+    return L;
+}
+
+/* The same rows for logsumexp: y is the contiguous vector of `rows` results. */
+static inline csm_layout csm_rows_reduced(size_t rows, size_t n)
+{
+    csm_layout L = csm_rows(rows, n);
+    L.y_outer = 1; L.y_n = 0;
     return L;
 }
 
