@@ -1,65 +1,83 @@
-"""csoftmax against NumPy (and scipy.special, torch when installed), one run.
+"""csoftmax against every peer, as a pytest-benchmark matrix (issue #4).
 
-    pytest benchmarks/bench_ops.py --benchmark-group-by=param:op,param:dtype,param:shape
+    pytest benchmarks/ [--benchmark-json FILE] [-k "float32 and 4096x1024"]
 
-Each benchmark group holds the implementations of one (op, dtype, shape) cell,
-so their ratios are measured side by side in the same run.
+Not collected by plain ``pytest`` (testpaths = tests). The full matrix takes
+a while (~10-20 min: pytest-benchmark runs >= 5 rounds of every call, and
+scipy on (131072, 512) float64 takes seconds per call); select with ``-k``.
+``python -m csoftmax bench`` measures the same matrix faster, round-robin, as
+one table.
+
+The matrix, the implementations and the machine-limit probes come from
+``csoftmax._bench`` (one definition of each peer adapter; see its docstring):
+ops softmax / log_softmax / logsumexp x float32 / float64 x the shapes of
+``_bench.CASES`` (axis -1, and (4096, 1024) along axis 0), implementations
+csoftmax[ISA] for each supported instruction set, numpy-naive, numpy-best,
+scipy, torch (1 thread), onnxruntime (1 thread), jax (jit, 1 thread) when
+importable, and the probes copy / read / exp / np.exp where they apply to the
+cell. Each pytest-benchmark group is one (op, dtype, shape, axis) cell and
+holds all of them, so ratios are read inside a group (``--benchmark-group-by``
+is not needed). ``extra_info`` carries the bytes moved (for GB/s) and the
+result's error against a float64 NumPy reference.
 """
-import numpy as np
+import functools
+
 import pytest
 
 import csoftmax
+from csoftmax import _bench as B
 
-SHAPES = [(10,), (1000,), (4096, 1024), (65536, 10), (1, 1_000_000)]
-DTYPES = ["float32", "float64"]
-OPS = ["softmax", "log_softmax", "logsumexp"]
+pytest.importorskip("pytest_benchmark")
 
-
-def numpy_naive(op, x):
-    m = x.max(-1, keepdims=True)
-    if op == "softmax":
-        e = np.exp(x - m)
-        return e / e.sum(-1, keepdims=True)
-    s = np.log(np.sum(np.exp(x - m), -1, keepdims=True))
-    return (x - m) - s if op == "log_softmax" else (m + s)[..., 0]
+IMPLS = {impl.name: impl for impl in B.implementations()}
+NAMES = list(IMPLS) + ["probe:" + p for p in B.PROBE_NAMES]
 
 
-def _impls():
-    impls = {
-        "csoftmax": lambda op, x, out: getattr(csoftmax, op)(x, out=out),
-        "numpy_naive": lambda op, x, out: numpy_naive(op, x),
-    }
+def _case_id(case):
+    shape, axis = case
+    return "x".join(map(str, shape)) + ("" if axis == -1 else "-axis%d" % axis)
+
+
+@functools.lru_cache(maxsize=1)
+def _input(shape, dtype):
+    B.clear_caches()  # buffers of the previous input
+    return B.make_input(shape, dtype)
+
+
+# dtype outermost, impl innermost: consecutive benchmarks share the input
+@pytest.mark.parametrize("impl", NAMES)
+@pytest.mark.parametrize("op", B.OPS)
+@pytest.mark.parametrize("case", B.CASES, ids=_case_id)
+@pytest.mark.parametrize("dtype", B.DTYPES)
+def bench_op(benchmark, dtype, case, op, impl):
+    shape, axis = case
+    x = _input(shape, dtype)
+    isa0 = csoftmax.isa_info()["active"]
+    if impl.startswith("probe:"):
+        if impl[6:] not in B.probe_names(op, x.size):
+            pytest.skip("probe does not apply to this cell")
+        prepared = B.prepare_probe(impl[6:], x, isa0)
+        kind = "probe"
+    else:
+        reason = IMPLS[impl].unavailable()
+        if reason is not None:
+            pytest.skip("%s not available: %s" % (impl, reason))
+        prepared = IMPLS[impl].prepare(op, x, axis)
+        kind = IMPLS[impl].kind
+    nin, nout = B.cell_nbytes(op, shape, dtype, axis)
+    benchmark.group = "%s %s %s axis=%d" % (op, dtype, B.fmt_shape(shape), axis)
+    benchmark.extra_info.update({"op": op, "dtype": dtype, "shape": list(shape),
+                                 "axis": axis, "impl": impl, "kind": kind,
+                                 "in_nbytes": nin, "out_nbytes": nout})
     try:
-        import scipy.special as sp
-
-        impls["scipy"] = lambda op, x, out: getattr(sp, op)(x, axis=-1)
-    except ImportError:
-        pass
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-
-        def torch_impl(op, x, out):
-            t = torch.from_numpy(x)
-            return getattr(torch, op)(t, -1) if op != "logsumexp" else torch.logsumexp(t, -1)
-
-        impls["torch"] = torch_impl
-    except ImportError:
-        pass
-    return impls
-
-
-IMPLS = _impls()
-
-
-@pytest.mark.parametrize("impl", sorted(IMPLS))
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", OPS)
-def bench_op(benchmark, rng, op, dtype, shape, impl):
-    x = rng.standard_normal(shape).astype(dtype)
-    out = np.empty(shape[:-1], dtype) if op == "logsumexp" else np.empty_like(x)
-    fn = IMPLS[impl]
-    benchmark.group = f"{op} {dtype} {'x'.join(map(str, shape))}"
-    benchmark(fn, op, x, out)
+        got = prepared.result()  # also the warm-up
+        if kind != "probe":
+            err = B.result_error(op, got, B.reference(op, x, axis), shape, axis)
+            benchmark.extra_info["max_err"] = err
+            benchmark.extra_info["check_ok"] = bool(err <= B.ERR_TOL[dtype])
+        del got
+        if prepared.activate is not None:
+            prepared.activate()
+        benchmark(prepared.call)
+    finally:
+        csoftmax._core._set_isa(isa0)

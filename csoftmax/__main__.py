@@ -18,6 +18,11 @@ Options: ``--quick`` (smaller shapes, fewer repeats), ``--no-bench`` (demo
 only), ``--repeat N``, ``--json FILE`` (machine-readable results with every
 raw timing). Progress goes to stderr, the demo and the table to stdout.
 
+``python -m csoftmax bench [...]`` runs the full benchmark instead: every
+supported ISA against NumPy, scipy.special, torch, onnxruntime and jax, with
+machine-limit probes, ``--plot`` and ``--markdown`` (engine and method:
+``csoftmax._bench``; ``python -m csoftmax bench --help``).
+
 Timing method: each measurement is the median of R repeats; one repeat times
 a loop of enough calls to take at least ~5 ms (calibrated once per
 implementation, like ``timeit.Timer.autorange`` but cheaper) and records the
@@ -29,7 +34,6 @@ import argparse
 import datetime
 import gc
 import json
-import math
 import os
 import platform
 import statistics
@@ -50,32 +54,13 @@ AXIS = -1
 
 
 # ---------------------------------------------------------------------------
-# Reference implementations: the usual NumPy formulas (max-shifted).
+# Reference implementations (the usual max-shifted NumPy formulas), timing and
+# formatting helpers: one definition, in the benchmark engine.
 # ---------------------------------------------------------------------------
 
-def numpy_softmax(x, axis=-1):
-    """exp(x - max) / sum(exp(x - max))."""
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def numpy_log_softmax(x, axis=-1):
-    """(x - max) - log(sum(exp(x - max)))."""
-    s = x - x.max(axis=axis, keepdims=True)
-    return s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))
-
-
-def numpy_logsumexp(x, axis=-1):
-    """max + log(sum(exp(x - max)))."""
-    m = x.max(axis=axis, keepdims=True)
-    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(x - m), axis=axis))
-
-
-NUMPY_IMPLS = {
-    "softmax": numpy_softmax,
-    "log_softmax": numpy_log_softmax,
-    "logsumexp": numpy_logsumexp,
-}
+from csoftmax._bench import (  # noqa: E402,F401 (re-exported for tests)
+    NUMPY_IMPLS, calibrate, cpu_model, fmt_gbps, fmt_ms, fmt_shape, fmt_speedup,
+    numpy_log_softmax, numpy_logsumexp, numpy_softmax, _positive_int, _time_loop)
 
 
 def _scipy_special():
@@ -90,19 +75,6 @@ def _scipy_special():
 # ---------------------------------------------------------------------------
 # Environment
 # ---------------------------------------------------------------------------
-
-def cpu_model():
-    """CPU model name from /proc/cpuinfo, else platform.processor()."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, sep, value = line.partition(":")
-                if sep and key.strip() == "model name" and value.strip():
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
 
 def active_isa():
     try:
@@ -181,35 +153,16 @@ def demo():
 # Benchmark
 # ---------------------------------------------------------------------------
 
-def _time_loop(fn, n):
-    """Seconds taken by n calls of fn()."""
-    t0 = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return time.perf_counter() - t0
-
-
-def calibrate(fn, target=TARGET_SECONDS):
-    """Number of calls of fn() that take at least ~target seconds."""
-    fn()  # warm-up (page faults, caches, lazy imports)
-    n = 1
-    while True:
-        t = _time_loop(fn, n)
-        if t >= 0.2 * target or n >= 10**7:
-            break
-        n *= 10
-    if t <= 0:
-        return n
-    return max(1, math.ceil(n * target / t))
-
-
 def measure(fns, repeat, target=TARGET_SECONDS):
     """Per-call times (seconds) of each fn, `repeat` samples each.
 
     The functions are measured round-robin, one repeat at a time, so slow
     phases of the machine affect all of them alike.
     """
-    loops = {name: calibrate(fn, target) for name, fn in fns.items()}
+    loops = {}
+    for name, fn in fns.items():
+        fn()  # warm-up (page faults, caches, lazy imports)
+        loops[name] = calibrate(fn, target)
     times = {name: [] for name in fns}
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -300,40 +253,6 @@ def run_benchmark(shapes, repeat, sp):
 # Formatting
 # ---------------------------------------------------------------------------
 
-def fmt_ms(seconds):
-    """Milliseconds with 3 significant digits (no exponent)."""
-    if seconds is None:
-        return "-"
-    v = seconds * 1e3
-    if v >= 100:
-        return "%.0f" % v
-    if v >= 10:
-        return "%.1f" % v
-    if v >= 1:
-        return "%.2f" % v
-    return "%#.3g" % v
-
-
-def fmt_speedup(ratio):
-    if ratio is None:
-        return "-"
-    if ratio >= 10:
-        return "%.0fx" % ratio
-    if ratio >= 1:
-        return "%.1fx" % ratio
-    return "%.2fx" % ratio
-
-
-def fmt_gbps(v):
-    if v is None:
-        return "-"
-    return "%.0f" % v if v >= 100 else "%#.3g" % v
-
-
-def fmt_shape(shape):
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
 def format_table(records, with_scipy):
     header = ["op", "dtype", "shape", "csoftmax ms", "numpy ms"]
     if with_scipy:
@@ -385,21 +304,13 @@ def _parse_shape(text):
     return shape
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not an integer: %r" % text)
-    if v < 1:
-        raise argparse.ArgumentTypeError("must be >= 1: %r" % text)
-    return v
-
-
 def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m csoftmax",
         description="Print environment info, a short accuracy demo and a "
                     "benchmark of csoftmax against NumPy and scipy.special.",
+        epilog="Full benchmark (every ISA and peer, limit probes, --plot, "
+               "--markdown): python -m csoftmax bench --help",
     )
     p.add_argument("--quick", action="store_true",
                    help="smaller shapes and fewer repeats (~10 s)")
@@ -417,6 +328,10 @@ def build_parser():
 
 
 def main(argv=None):
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    if argv_list[:1] == ["bench"]:
+        from csoftmax import _bench
+        return _bench.main(argv_list[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     cmdline = [sys.executable, "-m", "csoftmax"] + list(
