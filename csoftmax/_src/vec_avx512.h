@@ -120,44 +120,4 @@ CV_INLINE cv_d cv_pow2k(cv_d kf)
                                  _mm512_set1_epi64(1023)));
 }
 
-/* exp(d + r), d <= 0; *es = exp(d + r) * 2^600 (see vec_scalar.h) */
-CV_INLINE cv_d cv_exp(cv_d d, cv_d r, cv_d *es)
-{
-    cv_b under = cv_lt(d, cv_set(CSM_EXP_MIN));
-    d = cv_sel(under, cv_set(CSM_EXP_MIN), d);
-    r = cv_sel(under, cv_set(0.0), r);
-    cv_d kf = _mm512_fmadd_pd(d, cv_set(CSM_LOG2E), cv_set(CSM_SHIFTER));
-    __m512i k = _mm512_sub_epi64(_mm512_castpd_si512(kf), _mm512_castpd_si512(cv_set(CSM_SHIFTER)));
-    kf = cv_sub(kf, cv_set(CSM_SHIFTER));
-    cv_d th = _mm512_fnmadd_pd(kf, cv_set(CSM_LN2_HI), d);
-    cv_d tl = _mm512_fnmadd_pd(kf, cv_set(CSM_LN2_LO), r);
-    cv_d t = cv_add(th, tl);
-    cv_d c = cv_add(cv_sub(th, t), tl);
-    cv_d q = cv_set(CSM_Q10);
-    q = cv_fma(q, t, cv_set(CSM_Q9));
-    q = cv_fma(q, t, cv_set(CSM_Q8));
-    q = cv_fma(q, t, cv_set(CSM_Q7));
-    q = cv_fma(q, t, cv_set(CSM_Q6));
-    q = cv_fma(q, t, cv_set(CSM_Q5));
-    q = cv_fma(q, t, cv_set(CSM_Q4));
-    q = cv_fma(q, t, cv_set(CSM_Q3));
-    q = cv_fma(q, t, cv_set(CSM_Q2));
-    q = cv_fma(q, t, cv_set(CSM_Q1));
-    q = cv_fma(q, t, cv_set(CSM_Q0));
-    cv_d one = cv_set(1.0);
-    cv_d hi = cv_add(one, t);
-    cv_d lo = cv_sub(t, cv_sub(hi, one));
-    cv_d small = cv_fma(cv_mul(t, t), q, cv_fma(c, t, c));
-    cv_d p = cv_add(hi, cv_add(lo, small));
-    /* 2^k in two normal factors: k2 = -600 where k < -1000 */
-    __m512i bias = _mm512_set1_epi64(1023);
-    __m512i k2 = _mm512_maskz_mov_epi64(_mm512_cmplt_epi64_mask(k, _mm512_set1_epi64(-1000)),
-                                        _mm512_set1_epi64(-600));
-    cv_d s1 = cv_pow2(_mm512_add_epi64(_mm512_sub_epi64(k, k2), bias));
-    cv_d s2 = cv_pow2(_mm512_add_epi64(k2, bias));
-    if (es)
-        *es = cv_mul(p, cv_pow2(_mm512_add_epi64(k, _mm512_set1_epi64(600 + 1023))));
-    return cv_mul(cv_mul(p, s1), s2);
-}
-
 #endif

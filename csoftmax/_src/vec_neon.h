@@ -3,9 +3,9 @@
  * SIMD: two doubles per vector (float64x2_t), all-ones/zero 64-bit lane masks
  * (uint64x2_t). float32 data is widened on load (fcvtl) and narrowed on
  * store (fcvtn), so the arithmetic, and the accuracy, are the float64 ones.
- * The exp is the algorithm of vec_scalar.h with FMA (vfmaq_f64) for the
- * reduction and the polynomial, exactly as vec_avx2.h. Advanced SIMD is
- * part of the AArch64 baseline: no target attribute is needed.
+ * The exp (kernels.inc) gets FMA (vfmaq_f64) through cv_fma, as on AVX2.
+ * Advanced SIMD is part of the AArch64 baseline: no target attribute is
+ * needed.
  */
 #ifndef CSM_VEC_NEON_H
 #define CSM_VEC_NEON_H
@@ -111,46 +111,6 @@ CV_INLINE cv_d cv_pow2k(cv_d kf)
     return cv_pow2(vaddq_s64(vsubq_s64(vreinterpretq_s64_f64(kf),
                                        vreinterpretq_s64_f64(cv_set(CSM_SHIFTER))),
                              vdupq_n_s64(1023)));
-}
-
-/* exp(d + r), d <= 0; *es = exp(d + r) * 2^600 (see vec_scalar.h) */
-CV_INLINE cv_d cv_exp(cv_d d, cv_d r, cv_d *es)
-{
-    cv_b under = cv_lt(d, cv_set(CSM_EXP_MIN));
-    d = cv_sel(under, cv_set(CSM_EXP_MIN), d);
-    r = cv_sel(under, cv_set(0.0), r);
-    cv_d kf = vfmaq_f64(cv_set(CSM_SHIFTER), d, cv_set(CSM_LOG2E));
-    int64x2_t k = vsubq_s64(vreinterpretq_s64_f64(kf), vreinterpretq_s64_f64(cv_set(CSM_SHIFTER)));
-    kf = cv_sub(kf, cv_set(CSM_SHIFTER));
-    cv_d th = vfmsq_f64(d, kf, cv_set(CSM_LN2_HI)); /* d - kf * LN2_HI */
-    cv_d tl = vfmsq_f64(r, kf, cv_set(CSM_LN2_LO)); /* r - kf * LN2_LO */
-    cv_d t = cv_add(th, tl);
-    cv_d c = cv_add(cv_sub(th, t), tl);
-    cv_d q = cv_set(CSM_Q10);
-    q = cv_fma(q, t, cv_set(CSM_Q9));
-    q = cv_fma(q, t, cv_set(CSM_Q8));
-    q = cv_fma(q, t, cv_set(CSM_Q7));
-    q = cv_fma(q, t, cv_set(CSM_Q6));
-    q = cv_fma(q, t, cv_set(CSM_Q5));
-    q = cv_fma(q, t, cv_set(CSM_Q4));
-    q = cv_fma(q, t, cv_set(CSM_Q3));
-    q = cv_fma(q, t, cv_set(CSM_Q2));
-    q = cv_fma(q, t, cv_set(CSM_Q1));
-    q = cv_fma(q, t, cv_set(CSM_Q0));
-    cv_d one = cv_set(1.0);
-    cv_d hi = cv_add(one, t);
-    cv_d lo = cv_sub(t, cv_sub(hi, one));
-    cv_d small = cv_fma(cv_mul(t, t), q, cv_fma(c, t, c));
-    cv_d p = cv_add(hi, cv_add(lo, small));
-    /* 2^k in two normal factors: k2 = -600 where k < -1000 */
-    int64x2_t bias = vdupq_n_s64(1023);
-    int64x2_t k2 = vandq_s64(vreinterpretq_s64_u64(vcltq_s64(k, vdupq_n_s64(-1000))),
-                             vdupq_n_s64(-600));
-    cv_d s1 = cv_pow2(vaddq_s64(vsubq_s64(k, k2), bias));
-    cv_d s2 = cv_pow2(vaddq_s64(k2, bias));
-    if (es)
-        *es = cv_mul(p, cv_pow2(vaddq_s64(k, vdupq_n_s64(600 + 1023))));
-    return cv_mul(cv_mul(p, s1), s2);
 }
 
 #endif
