@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "exp_coeffs.h"
+#include "vec_lanes.h"
 
 #define CV_ISA avx2
 #define CV_HAS_FMA 1 /* cv_fma rounds once */
@@ -55,8 +56,7 @@ CV_INLINE cv_d cv_ld(const void *p, ptrdiff_t s, int f32)
 CV_INLINE cv_d cv_ldn(const void *p, ptrdiff_t s, size_t n, int f32, double pad)
 {
     double t[4] = {pad, pad, pad, pad};
-    for (size_t l = 0; l < n; l++)
-        t[l] = f32 ? (double)((const float *)p)[(ptrdiff_t)l * s] : ((const double *)p)[(ptrdiff_t)l * s];
+    cv_gather_n(t, p, s, n, f32);
     return _mm256_loadu_pd(t);
 }
 
@@ -64,12 +64,7 @@ CV_INLINE void cv_stn(void *p, ptrdiff_t s, size_t n, cv_d v, int f32)
 {
     double t[4];
     _mm256_storeu_pd(t, v);
-    for (size_t l = 0; l < n; l++) {
-        if (f32)
-            ((float *)p)[(ptrdiff_t)l * s] = (float)t[l];
-        else
-            ((double *)p)[(ptrdiff_t)l * s] = t[l];
-    }
+    cv_scatter_n(p, s, t, n, f32);
 }
 
 CV_INLINE void cv_st(void *p, ptrdiff_t s, cv_d v, int f32)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "exp_coeffs.h"
+#include "vec_lanes.h"
 
 #define CV_ISA avx512
 #define CV_HAS_FMA 1 /* cv_fma rounds once */
@@ -51,12 +52,11 @@ CV_INLINE cv_d cv_ld(const void *p, ptrdiff_t s, int f32)
     if (!f32 && small)
         return _mm512_i32gather_pd(idx, p, 8);
     double t[8];
-    for (int l = 0; l < 8; l++)
-        t[l] = f32 ? (double)((const float *)p)[l * s] : ((const double *)p)[l * s];
+    cv_gather_n(t, p, s, 8, f32);
     return _mm512_loadu_pd(t);
 }
 
-/* the first n < 8 elements; other lanes = pad (masked loads do not touch them) */
+/* the first n <= 8 elements; other lanes = pad (masked loads do not touch them) */
 CV_INLINE cv_d cv_ldn(const void *p, ptrdiff_t s, size_t n, int f32, double pad)
 {
     __mmask8 m = (__mmask8)((1u << n) - 1u);
@@ -68,8 +68,7 @@ CV_INLINE cv_d cv_ldn(const void *p, ptrdiff_t s, size_t n, int f32, double pad)
                                   _mm512_cvtps_pd(_mm512_castps512_ps256(f)));
     }
     double t[8] = {pad, pad, pad, pad, pad, pad, pad, pad};
-    for (size_t l = 0; l < n; l++)
-        t[l] = f32 ? (double)((const float *)p)[(ptrdiff_t)l * s] : ((const double *)p)[(ptrdiff_t)l * s];
+    cv_gather_n(t, p, s, n, f32);
     return _mm512_loadu_pd(t);
 }
 
@@ -87,12 +86,7 @@ CV_INLINE void cv_stn(void *p, ptrdiff_t s, size_t n, cv_d v, int f32)
     }
     double t[8];
     _mm512_storeu_pd(t, v);
-    for (size_t l = 0; l < n; l++) {
-        if (f32)
-            ((float *)p)[(ptrdiff_t)l * s] = (float)t[l];
-        else
-            ((double *)p)[(ptrdiff_t)l * s] = t[l];
-    }
+    cv_scatter_n(p, s, t, n, f32);
 }
 
 CV_INLINE void cv_st(void *p, ptrdiff_t s, cv_d v, int f32)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "exp_coeffs.h"
+#include "vec_lanes.h"
 
 #define CV_ISA neon
 #define CV_HAS_FMA 1 /* cv_fma rounds once (vfmaq_f64) */
@@ -79,12 +80,7 @@ CV_INLINE void cv_stn(void *p, ptrdiff_t s, size_t n, cv_d v, int f32)
 {
     double t[2];
     vst1q_f64(t, v);
-    for (size_t l = 0; l < n; l++) {
-        if (f32)
-            ((float *)p)[(ptrdiff_t)l * s] = (float)t[l];
-        else
-            ((double *)p)[(ptrdiff_t)l * s] = t[l];
-    }
+    cv_scatter_n(p, s, t, n, f32);
 }
 
 CV_INLINE void cv_st(void *p, ptrdiff_t s, cv_d v, int f32)
