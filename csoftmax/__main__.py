@@ -60,7 +60,7 @@ AXIS = -1
 
 from csoftmax._bench import (  # noqa: E402,F401 (re-exported for tests)
     NUMPY_IMPLS, calibrate, cpu_model, fmt_gbps, fmt_ms, fmt_shape, fmt_speedup,
-    numpy_log_softmax, numpy_logsumexp, numpy_softmax, _positive_int, _time_loop)
+    numpy_log_softmax, numpy_logsumexp, numpy_softmax, parse_case, _positive_int, _time_loop)
 
 
 def _scipy_special():
@@ -293,15 +293,10 @@ def format_table(records, with_scipy):
 # ---------------------------------------------------------------------------
 
 def _parse_shape(text):
-    """'4096x1024' or '4096,1024' or '10' -> tuple of ints."""
-    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError("bad shape %r" % text)
-    if not shape or any(s <= 0 for s in shape):
-        raise argparse.ArgumentTypeError("bad shape %r" % text)
-    return shape
+    """'4096x1024' or '4096,1024' or '10' -> tuple of ints (last axis only)."""
+    if "@" in text:
+        raise argparse.ArgumentTypeError("bad shape %r (this table uses the last axis)" % text)
+    return parse_case(text)[0]
 
 
 def build_parser():

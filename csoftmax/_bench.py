@@ -339,17 +339,24 @@ def numpy_best_prepare(op, x, axis=-1, block=None):
                         exp(sc, out=sc)
                     add_reduce(sc, axis=0, keepdims=True, out=tmp)
                 add(s, tmp, out=s)
-            if op == "softmax":
-                recip(s, out=s)
-                mul(oo, s, out=oo)
-            elif op == "log_softmax":
-                log(s, out=s)
-                sub(oo, s, out=oo)
-            else:
-                log(s, out=s)
-                add(s, m, out=rb)
+            _np_finish(op, s, s, oo, m, rb)
         return result
     return call
+
+
+def _np_finish(op, s, s_b, vals, m, rb):
+    """Last step of numpy-best, from the row sums s of exp(x - m) (s_b: s
+    shaped to broadcast against vals): softmax scales vals, log_softmax
+    shifts them, logsumexp writes m + log(s) into rb."""
+    if op == "softmax":
+        np.reciprocal(s, out=s)
+        np.multiply(vals, s_b, out=vals)
+    elif op == "log_softmax":
+        np.log(s, out=s)
+        np.subtract(vals, s_b, out=vals)
+    else:
+        np.log(s, out=s)
+        np.add(s, m, out=rb)
 
 
 def _numpy_best_short_rows(op, x2, result, block):
@@ -360,7 +367,7 @@ def _numpy_best_short_rows(op, x2, result, block):
     rows = max(1, block // n)
     res2 = result.reshape(outer, n) if op != "logsumexp" else result.reshape(outer)
     maximum, sub, exp, add = np.maximum, np.subtract, np.exp, np.add
-    mul, log, recip, copyto = np.multiply, np.log, np.reciprocal, np.copyto
+    copyto = np.copyto
     blocks = []
     for i in range(0, outer, rows):
         xb = x2[i:i + rows]
@@ -387,15 +394,7 @@ def _numpy_best_short_rows(op, x2, result, block):
             copyto(s, tcols[0])
             for c in tcols[1:]:
                 add(s, c, out=s)
-            if op == "softmax":
-                recip(s, out=s)
-                mul(tb, s2, out=tb)
-            elif op == "log_softmax":
-                log(s, out=s)
-                sub(ob, s2, out=ob)
-            else:
-                log(s, out=s)
-                add(s, m, out=rb)
+            _np_finish(op, s, s2, tb if op == "softmax" else ob, m, rb)
         return result
     return call
 

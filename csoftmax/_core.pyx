@@ -195,10 +195,6 @@ cdef bint _self_overlapping(object a):
     return False
 
 
-cdef inline bint _aligned_native(object a, object dt):
-    return a.dtype is dt or (a.dtype == dt and a.dtype.isnative)
-
-
 # ---------------------------------------------------------------- layout
 
 cdef struct Plan:
@@ -221,11 +217,12 @@ cdef bint _plan(Plan *P, object xa, object ya, list red, int op) except -1:
     cdef int R[MAXDIM]
     cdef int K[MAXDIM]
     xshape, xstr, ystr = xa.shape, xa.strides, ya.strides
+    for s in xstr + ystr:            # element strides only
+        if s % isz:
+            return False
     k = 0
     for i in range(nd):
         sh[i] = xshape[i]
-        if xstr[i] % isz:
-            return False
         xs[i] = xstr[i] // isz
         if i in red:
             ys[i] = ystr[i] // isz if op != OP_LOGSUMEXP else 0
@@ -238,9 +235,6 @@ cdef bint _plan(Plan *P, object xa, object ya, list red, int op) except -1:
             if sh[i] > 1:
                 K[nk] = i
                 nk += 1
-    for i in range(len(ystr)):
-        if ystr[i] % isz:
-            return False
     # sort both lists by |x stride|, largest first (insertion sort; tiny)
     _sort_axes(R, nr, xs)
     _sort_axes(K, nk, xs)
@@ -483,19 +477,18 @@ cdef object _run(int op, object x, object axis, object out, bint keepdims):
             raise ValueError(f"{name}: out has overlapping elements (a broadcast view), or "
                              "strides that interleave its elements; pass a plain array")
     # ---- dtype policy
-    kind_size = dt.itemsize
-    if kind_size > 8:                   # longdouble: NumPy reference path
+    if dt.itemsize > 8:                 # longdouble: NumPy reference path
         from csoftmax import _reference
         fn = (_reference.softmax, _reference.log_softmax, _reference.logsumexp)[op]
         xl = xa.astype(dt, copy=False)
         res = fn(xl, axis, keepdims=keepdims) if op == OP_LOGSUMEXP else fn(xl, axis)
-        return _finish(res, out, op)
-    if kind_size == 2:                  # float16: computed in float32
+        return _finish(res, out)
+    if dt.itemsize == 2:                # float16: computed in float32
         x32 = xa.astype(_f32)
         res = _run(op, x32, axis, None, keepdims)
         with np.errstate(over="ignore"):   # beyond float16's range: +-inf, silently
             res = np.asarray(res).astype(dt)
-        return _finish(res, out, op)
+        return _finish(res, out)
     work = xa
     if not (work.dtype is dt or work.dtype == dt) or not work.flags.aligned \
             or not work.dtype.isnative:
@@ -532,7 +525,8 @@ cdef object _run(int op, object x, object axis, object out, bint keepdims):
     return out
 
 
-cdef object _finish(object res, object out, int op):
+cdef object _finish(object res, object out):
+    """A result computed aside (longdouble, float16): returned, or copied into out."""
     if out is None:
         res = np.asarray(res)
         return res[()] if res.ndim == 0 else res
