@@ -28,6 +28,33 @@ else:
     extra_compile_args = ["-ffp-contract=off"]
 
 
+def openmp_flags():
+    """Compile and link flags for OpenMP, or none when the compiler lacks it
+    (the kernels then run serially) or CSOFTMAX_OPENMP=0 asks for none."""
+    if os.environ.get("CSOFTMAX_OPENMP", "1") == "0":
+        return [], []
+    flag = "/openmp" if sys.platform == "win32" else "-fopenmp"
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+    import tempfile
+    cc = new_compiler()
+    customize_compiler(cc)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "omp.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
+        try:
+            objs = cc.compile([src], output_dir=tmp, extra_postargs=[flag])
+            cc.link_executable(objs, os.path.join(tmp, "omp"), extra_postargs=[flag])
+        except Exception:  # no OpenMP here: build serial kernels
+            print("csoftmax: the compiler has no OpenMP; building serial kernels")
+            return [], []
+    return [flag], ([] if sys.platform == "win32" else [flag])
+
+
+OMP_COMPILE, OMP_LINK = openmp_flags()
+
+
 class BuildPyWithHeaders(build_py):
     """Copies include/csoftmax/*.h into the built package."""
 
@@ -48,7 +75,8 @@ ext = Extension(
                    + glob.glob("include/csoftmax/*.h")),
     include_dirs=["include", "csoftmax/_src", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    extra_compile_args=extra_compile_args,
+    extra_compile_args=extra_compile_args + OMP_COMPILE,
+    extra_link_args=OMP_LINK,
 )
 
 setup(

@@ -26,7 +26,8 @@ def _installed_extension_dir():
 
 
 try:
-    from csoftmax._core import isa_info, log_softmax, logsumexp, softmax
+    from csoftmax._core import (get_num_threads, isa_info, log_softmax, logsumexp,
+                                set_num_threads, softmax)
 except ImportError as _exc:
     _other = _installed_extension_dir()
     if _other is None:
@@ -42,9 +43,11 @@ except ImportError as _exc:
             f"the installed csoftmax extension in {_other} is version {_c_version}, "
             f"but this source tree is {__version__}: reinstall with `pip install .`"
         ) from _exc
-    from csoftmax._core import isa_info, log_softmax, logsumexp, softmax
+    from csoftmax._core import (get_num_threads, isa_info, log_softmax, logsumexp,
+                                set_num_threads, softmax)
 
-__all__ = ["softmax", "log_softmax", "logsumexp", "get_include", "isa_info", "__version__"]
+__all__ = ["softmax", "log_softmax", "logsumexp", "set_num_threads", "get_num_threads",
+           "get_include", "isa_info", "__version__"]
 
 
 def get_include():

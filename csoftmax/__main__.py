@@ -187,9 +187,9 @@ def _implementations(op, x, out, sp):
     cfun = getattr(csoftmax, op)
     nfun = NUMPY_IMPLS[op]
     if op == "logsumexp":
-        fns = {"csoftmax": lambda: cfun(x, AXIS)}
+        fns = {"csoftmax": lambda: cfun(x, AXIS, num_threads=1)}
     else:
-        fns = {"csoftmax": lambda: cfun(x, AXIS, out=out)}
+        fns = {"csoftmax": lambda: cfun(x, AXIS, out=out, num_threads=1)}
     fns["numpy"] = lambda: nfun(x, AXIS)
     if sp is not None:
         sfun = getattr(sp, op)

@@ -476,12 +476,12 @@ def _csoftmax_impl(isa):
         set_isa = _core()._set_isa
         if op == "logsumexp":
             def call():
-                return fn(x, axis)
+                return fn(x, axis, num_threads=1)
         else:
             out = shared_empty(x.shape, x.dtype)
 
             def call():
-                return fn(x, axis, out=out)
+                return fn(x, axis, out=out, num_threads=1)
         return Prepared(call, activate=lambda: set_isa(isa))
     return Impl("csoftmax[%s]" % isa, "csoftmax", prepare,
                 version=lambda: csoftmax.__version__)

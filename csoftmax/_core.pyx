@@ -40,6 +40,15 @@ cdef extern from "csoftmax/csoftmax.h" nogil:
     int csm_log_softmax_f64(const double *x, double *y, const csm_layout *L)
     int csm_logsumexp_f32(const float *x, float *y, const csm_layout *L)
     int csm_logsumexp_f64(const double *x, double *y, const csm_layout *L)
+    int csm_softmax_f32_mt(const float *x, float *y, const csm_layout *L, int threads)
+    int csm_softmax_f64_mt(const double *x, double *y, const csm_layout *L, int threads)
+    int csm_log_softmax_f32_mt(const float *x, float *y, const csm_layout *L, int threads)
+    int csm_log_softmax_f64_mt(const double *x, double *y, const csm_layout *L, int threads)
+    int csm_logsumexp_f32_mt(const float *x, float *y, const csm_layout *L, int threads)
+    int csm_logsumexp_f64_mt(const double *x, double *y, const csm_layout *L, int threads)
+    int csm_default_threads()
+    int csm_set_default_threads(int n)
+    long csm_openmp_version()
     int csm_isa_compiled(csm_isa isa)
     int csm_isa_supported(csm_isa isa)
     csm_isa csm_active_isa()
@@ -49,6 +58,7 @@ cdef extern from "csoftmax/csoftmax.h" nogil:
 
 cdef extern from "kernels.h" nogil:
     void csm_exp_nonpos_f64(const double *x, double *y, size_t n)
+    int csm_last_team()
 
 
 csm_init()
@@ -83,7 +93,9 @@ def isa_info():
         ``compiled``: list of the instruction sets built into the extension;
         ``supported``: those of them this CPU can run; ``active``: the one in
         use (the best supported, or ``CSOFTMAX_ISA`` when that names a
-        supported one).
+        supported one); ``openmp``: the OpenMP version the kernels were
+        built with (such as 201511), or 0 when built without OpenMP (then
+        every call runs on one thread).
 
     Examples
     --------
@@ -99,7 +111,78 @@ def isa_info():
             if csm_isa_supported(<csm_isa>i):
                 supported.append(csm_isa_name(<csm_isa>i).decode())
     return {"compiled": compiled, "supported": supported,
-            "active": csm_isa_name(csm_active_isa()).decode()}
+            "active": csm_isa_name(csm_active_isa()).decode(),
+            "openmp": int(csm_openmp_version())}
+
+
+# ---------------------------------------------------------------- threads
+
+DEF MAX_THREADS = 1024   # beyond any machine this runs on; guards absurd requests
+
+
+def set_num_threads(n):
+    """Set the default number of threads of every call in this process.
+
+    Parameters
+    ----------
+    n : int or None
+        The most threads a call may use when it is not given
+        ``num_threads=``; ``None`` restores the automatic default (OpenMP's:
+        ``OMP_NUM_THREADS``, else the CPUs of the affinity mask, and limits
+        set by ``threadpoolctl``).
+
+    Notes
+    -----
+    Process-wide and safe to call from any thread. It does not touch
+    OpenMP's own settings, so other OpenMP libraries are not affected. The
+    results never depend on the number of threads (bitwise).
+
+    Examples
+    --------
+    >>> import csoftmax
+    >>> csoftmax.set_num_threads(1)
+    >>> csoftmax.get_num_threads()
+    1
+    >>> csoftmax.set_num_threads(None)
+    """
+    csm_set_default_threads(0 if n is None else _check_threads(n, "set_num_threads"))
+
+
+def get_num_threads():
+    """The default number of threads of a call (see `set_num_threads`).
+
+    Returns
+    -------
+    int
+        The value given to `set_num_threads`, or else the automatic default
+        for the calling thread (1 when built without OpenMP).
+
+    Examples
+    --------
+    >>> import csoftmax
+    >>> csoftmax.get_num_threads() >= 1
+    True
+    """
+    return csm_default_threads()
+
+
+def _last_team():
+    """Threads of the largest team in the calling thread's last kernel call
+    (test hook; not public API)."""
+    return csm_last_team()
+
+
+cdef int _check_threads(object n, str name) except -1:
+    if isinstance(n, (bool, np.bool_)):
+        raise TypeError(f"{name}: num_threads must be a positive integer or None, got {n!r}")
+    try:
+        v = operator.index(n)
+    except TypeError:
+        raise TypeError(f"{name}: num_threads must be a positive integer or None, "
+                        f"got {type(n).__name__}") from None
+    if v < 1:
+        raise ValueError(f"{name}: num_threads must be >= 1, got {v}")
+    return v if v < MAX_THREADS else MAX_THREADS
 
 
 def _set_isa(name):
@@ -304,28 +387,30 @@ cdef void _sort_axes(int *ax, int n, Py_ssize_t *xs) noexcept:
         ax[j + 1] = t
 
 
-cdef int _kernel(int op, bint f32, const char *x, char *y, const csm_layout *L) noexcept nogil:
+cdef int _kernel(int op, bint f32, const char *x, char *y, const csm_layout *L,
+                 int nt) noexcept nogil:
+    """One kernel call with up to nt threads (0: the library default)."""
     if f32:
         if op == OP_SOFTMAX:
-            return csm_softmax_f32(<const float *>x, <float *>y, L)
+            return csm_softmax_f32_mt(<const float *>x, <float *>y, L, nt)
         if op == OP_LOG_SOFTMAX:
-            return csm_log_softmax_f32(<const float *>x, <float *>y, L)
-        return csm_logsumexp_f32(<const float *>x, <float *>y, L)
+            return csm_log_softmax_f32_mt(<const float *>x, <float *>y, L, nt)
+        return csm_logsumexp_f32_mt(<const float *>x, <float *>y, L, nt)
     if op == OP_SOFTMAX:
-        return csm_softmax_f64(<const double *>x, <double *>y, L)
+        return csm_softmax_f64_mt(<const double *>x, <double *>y, L, nt)
     if op == OP_LOG_SOFTMAX:
-        return csm_log_softmax_f64(<const double *>x, <double *>y, L)
-    return csm_logsumexp_f64(<const double *>x, <double *>y, L)
+        return csm_log_softmax_f64_mt(<const double *>x, <double *>y, L, nt)
+    return csm_logsumexp_f64_mt(<const double *>x, <double *>y, L, nt)
 
 
-cdef int _execute(int op, bint f32, const char *x, char *y, Plan *P) noexcept nogil:
+cdef int _execute(int op, bint f32, const char *x, char *y, Plan *P, int nt) noexcept nogil:
     """Runs the kernel over every batch entry (odometer over batch dims)."""
     cdef Py_ssize_t idx[MAXDIM]
     cdef int k, rc
     for k in range(P.nbatch):
         idx[k] = 0
     while True:
-        rc = _kernel(op, f32, x, y, &P.L)
+        rc = _kernel(op, f32, x, y, &P.L, nt)
         if rc != CSM_OK:
             return rc
         k = P.nbatch - 1
@@ -343,7 +428,7 @@ cdef int _execute(int op, bint f32, const char *x, char *y, Plan *P) noexcept no
             return CSM_OK
 
 
-cdef object _compute_native(int op, object xa, list red, object y, str name):
+cdef object _compute_native(int op, object xa, list red, object y, str name, int nt):
     """xa: aligned native float32/float64 array, non-empty; y: the output
     array for it (logsumexp: the kept axes only), not overlapping xa unless
     identical to it. Writes y."""
@@ -360,17 +445,17 @@ cdef object _compute_native(int op, object xa, list red, object y, str name):
         xc = np.ascontiguousarray(xa.transpose(perm))
         if op == OP_LOGSUMEXP:
             yc = np.empty(xc.shape[:len(keep)], xa.dtype)
-            _compute_native(op, xc, list(range(len(keep), xa.ndim)), yc, name)
+            _compute_native(op, xc, list(range(len(keep), xa.ndim)), yc, name, nt)
             y[...] = yc
         else:
             yc = np.empty_like(xc)
-            _compute_native(op, xc, list(range(len(keep), xa.ndim)), yc, name)
+            _compute_native(op, xc, list(range(len(keep), xa.ndim)), yc, name, nt)
             y[...] = yc.transpose(np.argsort(perm))
         return y
     xp = <const char *>cnp.PyArray_DATA(xa)
     yp = <char *>cnp.PyArray_DATA(y)
     with nogil:
-        rc = _execute(op, f32, xp, yp, &P)
+        rc = _execute(op, f32, xp, yp, &P, nt)
     if rc != CSM_OK:
         raise RuntimeError(f"{name}: internal error {rc} from the C kernel")
     return y
@@ -392,7 +477,7 @@ cdef inline bint _plain(cnp.ndarray a, int typenum) noexcept:
             and cnp.PyArray_ISALIGNED(a) and cnp.PyArray_IS_C_CONTIGUOUS(a))
 
 
-cdef object _fast(int op, object x, object axis, object out, bint keepdims):
+cdef object _fast(int op, object x, object axis, object out, bint keepdims, int nt):
     """The common call in C only: a plain float32/float64 ndarray reduced
     along its last axis, out absent, x itself, or a plain array of the
     result's shape that does not overlap x. None when it does not apply
@@ -439,7 +524,7 @@ cdef object _fast(int op, object x, object axis, object out, bint keepdims):
     cdef bint f32 = typenum == cnp.NPY_FLOAT
     cdef int rc
     with nogil:
-        rc = _kernel(op, f32, xp, yp, &L)
+        rc = _kernel(op, f32, xp, yp, &L, nt)
     if rc != CSM_OK:
         raise RuntimeError(f"{_NAMES[op]}: internal error {rc} from the C kernel")
     if out is not None:
@@ -449,8 +534,9 @@ cdef object _fast(int op, object x, object axis, object out, bint keepdims):
     return ya
 
 
-cdef object _run(int op, object x, object axis, object out, bint keepdims):
-    res = _fast(op, x, axis, out, keepdims)
+cdef object _run(int op, object x, object axis, object out, bint keepdims, object num_threads):
+    cdef int nt = 0 if num_threads is None else _check_threads(num_threads, _NAMES[op])
+    res = _fast(op, x, axis, out, keepdims, nt)
     if res is not None:
         return res
     cdef str name = _NAMES[op]
@@ -485,7 +571,7 @@ cdef object _run(int op, object x, object axis, object out, bint keepdims):
         return _finish(res, out)
     if dt.itemsize == 2:                # float16: computed in float32
         x32 = xa.astype(_f32)
-        res = _run(op, x32, axis, None, keepdims)
+        res = _run(op, x32, axis, None, keepdims, num_threads)
         with np.errstate(over="ignore"):   # beyond float16's range: +-inf, silently
             res = np.asarray(res).astype(dt)
         return _finish(res, out)
@@ -515,7 +601,7 @@ cdef object _run(int op, object x, object axis, object out, bint keepdims):
         if op == OP_LOGSUMEXP:
             y.fill(-np.inf)
     else:
-        _compute_native(op, work, red, y, name)
+        _compute_native(op, work, red, y, name, nt)
     if out is None:
         if op == OP_LOGSUMEXP and keepdims:
             y = y.reshape(rshape)
@@ -536,7 +622,7 @@ cdef object _finish(object res, object out):
 
 # ---------------------------------------------------------------- public
 
-def softmax(x, axis=-1, *, out=None):
+def softmax(x, axis=-1, *, out=None, num_threads=None):
     """Softmax along `axis`: exp(x - max) / sum(exp(x - max)).
 
     Parameters
@@ -553,6 +639,10 @@ def softmax(x, axis=-1, *, out=None):
         writeable. ``out`` may be ``x`` itself (computed in place, with no
         allocation); any other overlap with ``x`` gives the same result as if
         ``x`` had been copied first. On error, ``out`` is left unchanged.
+    num_threads : int or None, default None
+        The most threads this call may use (None: `get_num_threads`). Calls
+        smaller than about 32768 elements per thread use fewer; the result is
+        bitwise the same for every thread count.
 
     Returns
     -------
@@ -587,10 +677,10 @@ def softmax(x, axis=-1, *, out=None):
     >>> float(csoftmax.softmax([[1.0, 2.0], [3.0, 4.0]], axis=None).sum())
     1.0
     """
-    return _run(OP_SOFTMAX, x, axis, out, False)
+    return _run(OP_SOFTMAX, x, axis, out, False, num_threads)
 
 
-def log_softmax(x, axis=-1, *, out=None):
+def log_softmax(x, axis=-1, *, out=None, num_threads=None):
     """Log of the softmax along `axis`: x - logsumexp(x, axis, keepdims=True).
 
     Parameters
@@ -602,6 +692,8 @@ def log_softmax(x, axis=-1, *, out=None):
     out : ndarray, optional
         Exactly the result's shape and dtype, writeable; may be ``x``
         itself (in place). Unchanged on error.
+    num_threads : int or None, default None
+        The most threads this call may use (see `softmax`).
 
     Returns
     -------
@@ -625,10 +717,10 @@ def log_softmax(x, axis=-1, *, out=None):
     >>> csoftmax.log_softmax([0.0, -40.0])
     array([-4.24835426e-18, -4.00000000e+01])
     """
-    return _run(OP_LOG_SOFTMAX, x, axis, out, False)
+    return _run(OP_LOG_SOFTMAX, x, axis, out, False, num_threads)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, out=None):
+def logsumexp(x, axis=-1, *, keepdims=False, out=None, num_threads=None):
     """log(sum(exp(x))) along `axis`, without overflow.
 
     Parameters
@@ -643,6 +735,8 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None):
     out : ndarray, optional
         Exactly the result's shape and dtype, writeable; may overlap ``x``.
         Unchanged on error.
+    num_threads : int or None, default None
+        The most threads this call may use (see `softmax`).
 
     Returns
     -------
@@ -667,4 +761,4 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None):
     >>> csoftmax.logsumexp([[1.0, 2.0], [3.0, 4.0]], axis=0)
     array([3.12692801, 4.12692801])
     """
-    return _run(OP_LOGSUMEXP, x, axis, out, keepdims)
+    return _run(OP_LOGSUMEXP, x, axis, out, keepdims, num_threads)

@@ -22,6 +22,7 @@ exact value rounded to the result dtype.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import mpmath
@@ -31,6 +32,7 @@ __all__ = ["exact_rows", "ulp_error", "longdouble_available"]
 
 _OPS = ("softmax", "log_softmax", "logsumexp")
 _cache: dict = {}
+_cache_lock = threading.Lock()
 _CACHE_MAX = 64
 
 
@@ -98,7 +100,8 @@ def _exact_all(x2d, dps):
     if not np.all(np.isfinite(x2d)):
         raise ValueError("oracle rows must be finite")
     key = (x2d.dtype.str, x2d.shape, x2d.tobytes(), dps)
-    hit = _cache.get(key)
+    with _cache_lock:
+        hit = _cache.get(key)
     if hit is not None:
         return hit
     rows, n = x2d.shape
@@ -115,9 +118,10 @@ def _exact_all(x2d, dps):
                 out["softmax"][0][i], out["softmax"][1][i] = zip(*sm)
                 out["log_softmax"][0][i], out["log_softmax"][1][i] = zip(*ls)
                 out["logsumexp"][0][i], out["logsumexp"][1][i] = lse
-    if len(_cache) >= _CACHE_MAX:
-        _cache.pop(next(iter(_cache)))
-    _cache[key] = out
+    with _cache_lock:           # tests may run in several threads at once
+        if len(_cache) >= _CACHE_MAX:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = out
     return out
 
 

@@ -13,7 +13,8 @@ import csoftmax
 from csoftmax import _core
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PUBLIC_FUNCTIONS = ["softmax", "log_softmax", "logsumexp", "get_include", "isa_info"]
+PUBLIC_FUNCTIONS = ["softmax", "log_softmax", "logsumexp", "set_num_threads", "get_num_threads",
+                    "get_include", "isa_info"]
 
 
 def _header_version():
@@ -48,7 +49,7 @@ def test_get_include():
 
 def test_isa_info_structure():
     info = csoftmax.isa_info()
-    assert set(info) == {"compiled", "supported", "active"}
+    assert set(info) == {"compiled", "supported", "active", "openmp"}
     assert isinstance(info["compiled"], list) and isinstance(info["supported"], list)
     assert "scalar" in info["compiled"] and "scalar" in info["supported"]
     assert set(info["supported"]) <= set(info["compiled"])
@@ -59,6 +60,7 @@ def test_isa_info_structure():
     assert "bogus" not in csoftmax.isa_info()["compiled"]
 
 
+@pytest.mark.thread_unsafe   # switches the process-wide instruction set
 def test_set_isa():
     before = csoftmax.isa_info()["active"]
     x = np.random.default_rng(0).standard_normal((7, 37)) * 5
@@ -100,8 +102,10 @@ def test_docstrings(name):
     doc = inspect.getdoc(getattr(csoftmax, name))
     assert doc, name
     for section in ("Parameters", "Returns", "Examples"):
-        if section == "Parameters" and name in ("get_include", "isa_info"):
+        if section == "Parameters" and name in ("get_include", "isa_info", "get_num_threads"):
             continue    # no parameters to describe
+        if section == "Returns" and name == "set_num_threads":
+            continue    # returns nothing
         assert re.search(rf"^{section}\n-{{3,}}", doc, re.M), (name, section)
     assert ">>> " in doc
 
@@ -113,6 +117,8 @@ def test_signature(name):
     assert list(params)[:2] == ["x", "axis"]
     assert params["axis"].default == -1
     assert params["out"].kind is inspect.Parameter.KEYWORD_ONLY and params["out"].default is None
+    assert params["num_threads"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert params["num_threads"].default is None
     if name == "logsumexp":
         assert params["keepdims"].kind is inspect.Parameter.KEYWORD_ONLY
         assert params["keepdims"].default is False

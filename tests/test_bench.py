@@ -16,6 +16,9 @@ import pytest
 import csoftmax
 from csoftmax import _bench as B
 
+# the harness switches the process-wide instruction set and pins thread pools
+pytestmark = pytest.mark.thread_unsafe
+
 OPS = B.OPS
 
 

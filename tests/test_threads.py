@@ -15,6 +15,7 @@ from conftest import assert_bitwise, ulp_diff
 OPS = (csoftmax.softmax, csoftmax.log_softmax, csoftmax.logsumexp)
 
 
+@pytest.mark.thread_unsafe      # a timing window: alone on the interpreter
 def test_gil_released_during_kernel():
     n = 2 ** 27
     x = np.broadcast_to(np.float64(1.0), (n,))    # zero stride: no memory
@@ -116,3 +117,42 @@ def test_in_place_on_disjoint_slices(op, dtype):
         with ThreadPoolExecutor(nthreads) as ex:
             list(ex.map(work, range(nthreads)))
         assert_bitwise(a, target)
+
+
+@pytest.mark.slow
+@pytest.mark.thread_unsafe      # a timing window: alone on the interpreter
+@pytest.mark.parametrize("kind", ["float16", "byteswapped", "non-contiguous axes"])
+def test_gil_released_for_conversions_too(kind):
+    """The float16 path (converted to float32 and back) and the copies made
+    for byte-swapped input or reduced axes that do not merge run without
+    the GIL as well: a Python thread keeps running through every tenth of
+    the call."""
+    rng = np.random.default_rng(3)
+    axis = -1
+    if kind == "float16":
+        x = rng.standard_normal(2 ** 25).astype(np.float16)
+    elif kind == "byteswapped":
+        x = rng.standard_normal(2 ** 24).astype(">f8")
+    else:                        # axes (0, 2) of a C array: one transposing copy
+        x = rng.standard_normal((2 ** 10, 2 ** 4, 2 ** 10)).astype(np.float32)
+        axis = (0, 2)
+    window = {}
+    done = threading.Event()
+
+    def worker():
+        window["start"] = time.perf_counter()
+        csoftmax.softmax(x, axis=axis, num_threads=1)
+        window["end"] = time.perf_counter()
+        done.set()
+
+    stamps = []
+    t = threading.Thread(target=worker)
+    t.start()
+    while not done.is_set():
+        stamps.append(time.perf_counter())
+    t.join()
+    start, end = window["start"], window["end"]
+    edges = np.linspace(start, end, 11)
+    counts, _ = np.histogram(np.array(stamps), bins=edges)
+    # a phase holding the GIL for a tenth of the call would empty a bin
+    assert (counts >= 3).all(), (counts, end - start)

@@ -10,14 +10,17 @@
 #include <string.h>
 #include "cpu.h"
 #include "kernels.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef struct {
-    csm_f32_fn softmax_f32;
-    csm_f64_fn softmax_f64;
-    csm_f32_fn log_softmax_f32;
-    csm_f64_fn log_softmax_f64;
-    csm_f32_fn logsumexp_f32;
-    csm_f64_fn logsumexp_f64;
+    csm_f32_mt_fn softmax_f32;
+    csm_f64_mt_fn softmax_f64;
+    csm_f32_mt_fn log_softmax_f32;
+    csm_f64_mt_fn log_softmax_f64;
+    csm_f32_mt_fn logsumexp_f32;
+    csm_f64_mt_fn logsumexp_f64;
     void (*exp_nonpos_f64)(const double *, double *, size_t);
 } kernel_set;
 
@@ -124,12 +127,81 @@ static int bad_args(const void *x, const void *y, const csm_layout *L)
     return x == NULL ? L->n != 0 : y == NULL;
 }
 
+/* ---- threads ---- */
+
+/* csm_set_default_threads(): 0 = automatic. Read and written atomically
+ * where the compiler offers it (GCC, clang): callers may race. */
+static int default_threads = 0;
+
+#if defined(__GNUC__) || defined(__clang__)
+#define LOAD_INT(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define SWAP_INT(p, v) __atomic_exchange_n((p), (v), __ATOMIC_RELAXED)
+#define CSM_TLS __thread
+#else
+#define LOAD_INT(p) (*(p))
+static int swap_int(int *p, int v)
+{
+    int old = *p;
+    *p = v;
+    return old;
+}
+#define SWAP_INT(p, v) swap_int((p), (v))
+#define CSM_TLS
+#endif
+
+int csm_set_default_threads(int n)
+{
+    return SWAP_INT(&default_threads, n > 0 ? n : 0);
+}
+
+int csm_default_threads(void)
+{
+    int n = LOAD_INT(&default_threads);
+    if (n > 0)
+        return n;
+#ifdef _OPENMP
+    n = omp_get_max_threads();
+    return n > 0 ? n : 1;
+#else
+    return 1;
+#endif
+}
+
+long csm_openmp_version(void)
+{
+#ifdef _OPENMP
+    return (long)_OPENMP;
+#else
+    return 0;
+#endif
+}
+
+static CSM_TLS int last_team = 0;
+
+void csm_note_team(int team)
+{
+    last_team = team;
+}
+
+int csm_last_team(void)
+{
+    return last_team;
+}
+
+/* ---- entry points ---- */
+
 #define ENTRY(name, T)                                                                       \
     int csm_##name(const T *x, T *y, const csm_layout *L)                                    \
     {                                                                                        \
         if (bad_args(x, y, L))                                                               \
             return CSM_EINVAL;                                                               \
-        return active->name(x, y, L);                                                        \
+        return active->name(x, y, L, 1);                                                     \
+    }                                                                                        \
+    int csm_##name##_mt(const T *x, T *y, const csm_layout *L, int threads)                  \
+    {                                                                                        \
+        if (bad_args(x, y, L))                                                               \
+            return CSM_EINVAL;                                                               \
+        return active->name(x, y, L, threads > 0 ? threads : csm_default_threads());         \
     }
 
 ENTRY(softmax_f32, float)
@@ -145,9 +217,23 @@ void csm_exp_nonpos_f64(const double *x, double *y, size_t n)
 }
 
 static const csm_api api = {
-    CSM_ABI_VERSION,    (uint32_t)sizeof(csm_api), csm_softmax_f32,   csm_softmax_f64,
-    csm_log_softmax_f32, csm_log_softmax_f64,      csm_logsumexp_f32, csm_logsumexp_f64,
-    csm_active_isa,     csm_isa_name,
+    CSM_ABI_VERSION,
+    (uint32_t)sizeof(csm_api),
+    csm_softmax_f32,
+    csm_softmax_f64,
+    csm_log_softmax_f32,
+    csm_log_softmax_f64,
+    csm_logsumexp_f32,
+    csm_logsumexp_f64,
+    csm_active_isa,
+    csm_isa_name,
+    csm_softmax_f32_mt,
+    csm_softmax_f64_mt,
+    csm_log_softmax_f32_mt,
+    csm_log_softmax_f64_mt,
+    csm_logsumexp_f32_mt,
+    csm_logsumexp_f64_mt,
+    csm_default_threads,
 };
 
 const csm_api *csm_get_api(void)

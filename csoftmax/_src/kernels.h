@@ -14,18 +14,24 @@
 #endif
 
 #define CSM_DECLARE_ISA(isa)                                                                  \
-    CSM_HIDDEN int csm_softmax_f32_##isa(const float *, float *, const csm_layout *);         \
-    CSM_HIDDEN int csm_softmax_f64_##isa(const double *, double *, const csm_layout *);       \
-    CSM_HIDDEN int csm_log_softmax_f32_##isa(const float *, float *, const csm_layout *);     \
-    CSM_HIDDEN int csm_log_softmax_f64_##isa(const double *, double *, const csm_layout *);   \
-    CSM_HIDDEN int csm_logsumexp_f32_##isa(const float *, float *, const csm_layout *);       \
-    CSM_HIDDEN int csm_logsumexp_f64_##isa(const double *, double *, const csm_layout *);  \
+    CSM_HIDDEN int csm_softmax_f32_##isa(const float *, float *, const csm_layout *, int);         \
+    CSM_HIDDEN int csm_softmax_f64_##isa(const double *, double *, const csm_layout *, int);       \
+    CSM_HIDDEN int csm_log_softmax_f32_##isa(const float *, float *, const csm_layout *, int);     \
+    CSM_HIDDEN int csm_log_softmax_f64_##isa(const double *, double *, const csm_layout *, int);   \
+    CSM_HIDDEN int csm_logsumexp_f32_##isa(const float *, float *, const csm_layout *, int);       \
+    CSM_HIDDEN int csm_logsumexp_f64_##isa(const double *, double *, const csm_layout *, int);  \
     CSM_HIDDEN void csm_exp_nonpos_f64_##isa(const double *, double *, size_t);
 
 CSM_DECLARE_ISA(scalar)
 CSM_DECLARE_ISA(avx2)
 CSM_DECLARE_ISA(avx512)
 CSM_DECLARE_ISA(neon)
+
+/* Records, for the calling thread, the size of the largest thread team
+ * that the kernel call it just made ran (1: serial): csm_last_team(). */
+CSM_HIDDEN void csm_note_team(int team);
+/* test hook (not public API): that size for the calling thread's last call */
+int csm_last_team(void);
 
 /* test hook (not public API): the active target's exp on x <= 0 */
 void csm_exp_nonpos_f64(const double *x, double *y, size_t n);

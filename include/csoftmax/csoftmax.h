@@ -104,6 +104,33 @@ int csm_log_softmax_f64(const double *x, double *y, const csm_layout *L);
 int csm_logsumexp_f32(const float *x, float *y, const csm_layout *L);
 int csm_logsumexp_f64(const double *x, double *y, const csm_layout *L);
 
+/* The same kernels with threads inside the call (OpenMP, a num_threads
+ * clause: the caller's OpenMP settings are never changed). threads: the
+ * most threads to use; <= 0 means csm_default_threads(). Fewer run when the
+ * work is small: at least 32768 elements per thread. Rows are split among
+ * the threads, or, when there are few rows, the chunks of each row, whose
+ * sums are then added in a fixed order: the results are bitwise identical to
+ * the serial kernels' for every thread count. Column layouts (inner > 1)
+ * are split by strips of 128 columns. Without OpenMP in the build: serial. */
+int csm_softmax_f32_mt(const float *x, float *y, const csm_layout *L, int threads);
+int csm_softmax_f64_mt(const double *x, double *y, const csm_layout *L, int threads);
+int csm_log_softmax_f32_mt(const float *x, float *y, const csm_layout *L, int threads);
+int csm_log_softmax_f64_mt(const double *x, double *y, const csm_layout *L, int threads);
+int csm_logsumexp_f32_mt(const float *x, float *y, const csm_layout *L, int threads);
+int csm_logsumexp_f64_mt(const double *x, double *y, const csm_layout *L, int threads);
+
+/* The default thread count of the _mt kernels: the value last given to
+ * csm_set_default_threads() if any, else OpenMP's omp_get_max_threads() in
+ * the calling thread (which follows OMP_NUM_THREADS, the CPU affinity mask
+ * and threadpoolctl's limits); 1 without OpenMP. */
+int csm_default_threads(void);
+/* Sets the default for the process (n <= 0: back to automatic); returns the
+ * previous setting (0: automatic). Safe to call from any thread. */
+int csm_set_default_threads(int n);
+/* The OpenMP version the library was built with (_OPENMP, e.g. 201511), or
+ * 0 when it was built without OpenMP (then every kernel runs serially). */
+long csm_openmp_version(void);
+
 /* Instruction sets: compiled into this build / supported by this CPU. */
 int csm_isa_compiled(csm_isa isa);
 int csm_isa_supported(csm_isa isa);
@@ -124,6 +151,8 @@ csm_isa csm_init(void);
  * only ever appended. */
 typedef int (*csm_f32_fn)(const float *, float *, const csm_layout *);
 typedef int (*csm_f64_fn)(const double *, double *, const csm_layout *);
+typedef int (*csm_f32_mt_fn)(const float *, float *, const csm_layout *, int);
+typedef int (*csm_f64_mt_fn)(const double *, double *, const csm_layout *, int);
 typedef struct csm_api {
     uint32_t abi_version; /* CSM_ABI_VERSION of the library */
     uint32_t struct_size; /* sizeof(csm_api) of the library */
@@ -135,6 +164,14 @@ typedef struct csm_api {
     csm_f64_fn logsumexp_f64;
     csm_isa (*active_isa)(void);
     const char *(*isa_name)(csm_isa);
+    /* threads inside the call (csm_*_mt) */
+    csm_f32_mt_fn softmax_f32_mt;
+    csm_f64_mt_fn softmax_f64_mt;
+    csm_f32_mt_fn log_softmax_f32_mt;
+    csm_f64_mt_fn log_softmax_f64_mt;
+    csm_f32_mt_fn logsumexp_f32_mt;
+    csm_f64_mt_fn logsumexp_f64_mt;
+    int (*default_threads)(void);
 } csm_api;
 
 /* The library's table (filled with the public entry points above). */

@@ -60,7 +60,8 @@ static const char *const kind_name[NKIND] = {
 #define GRP(kind, op, f32) ((kind) * 6 + (op) * 2 + (f32))
 #define G_EXAMPLE (NKIND * 6)
 #define G_API (NKIND * 6 + 1)
-#define NGROUP (NKIND * 6 + 2)
+#define G_THREADS (NKIND * 6 + 2)
+#define NGROUP (NKIND * 6 + 3)
 
 typedef struct {
     const char *name;
@@ -79,6 +80,8 @@ static void group_name(int g, char *buf, size_t len)
         snprintf(buf, len, "worked example");
     else if (g == G_API)
         snprintf(buf, len, "api");
+    else if (g == G_THREADS)
+        snprintf(buf, len, "threads bitwise (csm_*_mt)");
     else
         snprintf(buf, len, "%s %s %s", kind_name[g / 6], op_name[(g % 6) / 2],
                  g % 2 ? "f32" : "f64");
@@ -770,6 +773,73 @@ static void run_example(void)
         fail(G_EXAMPLE, "softmax([13, 31, 5]) = [%.17g, %.17g, %.17g]", y[0], y[1], y[2]);
 }
 
+/* The _mt kernels give the serial bits for 1..4 threads: a long row split
+ * by chunks (maximum, -inf and an underflowing entry in different chunks),
+ * many rows, and columns. Without OpenMP (the cross build) they are serial
+ * and must still agree. */
+static void run_threads(void)
+{
+    enum { NLONG = 3 * 65536 + 4097, ROWS = 96, COLS = 2048 };
+    const size_t sizes[3] = {NLONG, (size_t)ROWS * COLS, (size_t)ROWS * COLS};
+    for (int f32 = 0; f32 < 2; f32++)
+        for (int shape = 0; shape < 3; shape++) {
+            size_t total = sizes[shape];
+            void *x = xalloc(total, f32), *want = xalloc(total, f32), *got = xalloc(total, f32);
+            for (size_t i = 0; i < total; i++)
+                setv(x, (ptrdiff_t)i, rng_normal() * 20.0, f32);
+            csm_layout L;
+            if (shape == 0) {
+                setv(x, 70001, 300.0, f32);
+                setv(x, 9000, -HUGE_VAL, f32);
+                setv(x, NLONG - 2, -1e5, f32);
+                L = csm_rows(1, NLONG);
+            } else if (shape == 1) {
+                L = csm_rows(ROWS, COLS);
+            } else { /* softmax over axis 0 of a (ROWS, COLS) C array */
+                L = csm_rows(1, ROWS);
+                L.inner = COLS;
+                L.x_n = L.y_n = COLS;
+                L.x_outer = L.y_outer = 0;
+            }
+            for (int op = 0; op < NOP; op++) {
+                csm_layout M = L;
+                if (op == LSE) { /* one result per row or column */
+                    M.y_n = 0;
+                    M.y_outer = 1;
+                    M.y_inner = 1;
+                }
+                size_t nres = op != LSE ? total : shape == 0 ? 1 : shape == 1 ? ROWS : COLS;
+                call(op, f32, x, want, &M);
+                for (int t = 1; t <= 4; t++) {
+                    int rc;
+                    switch (op * 2 + f32) {
+                    case 0: rc = csm_softmax_f64_mt(x, got, &M, t); break;
+                    case 1: rc = csm_softmax_f32_mt(x, got, &M, t); break;
+                    case 2: rc = csm_log_softmax_f64_mt(x, got, &M, t); break;
+                    case 3: rc = csm_log_softmax_f32_mt(x, got, &M, t); break;
+                    case 4: rc = csm_logsumexp_f64_mt(x, got, &M, t); break;
+                    default: rc = csm_logsumexp_f32_mt(x, got, &M, t); break;
+                    }
+                    S->nchecked[G_THREADS]++;
+                    if (rc != CSM_OK)
+                        fail(G_THREADS, "%s _mt(%d) returned %d", op_name[op], t, rc);
+                    for (size_t i = 0; i < nres; i++)
+                        if (!same_bits(got, (ptrdiff_t)i, want, (ptrdiff_t)i, f32)) {
+                            fail(G_THREADS, "%s %s shape %d, %d threads: element %zu differs",
+                                 op_name[op], f32 ? "f32" : "f64", shape, t, i);
+                            break;
+                        }
+                }
+            }
+            free(x);
+            free(want);
+            free(got);
+        }
+    S->nchecked[G_THREADS]++;
+    if (csm_default_threads() < 1)
+        fail(G_THREADS, "csm_default_threads() = %d", csm_default_threads());
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 int main(void)
@@ -835,6 +905,7 @@ int main(void)
     }
     /* (f) */
     FOR_ISA(run_example());
+    FOR_ISA(run_threads());
 
     long npass = global_pass, nfail = global_fail;
     for (int k = 0; k < nisa; k++) {
