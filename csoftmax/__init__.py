@@ -51,10 +51,14 @@ __all__ = ["softmax", "log_softmax", "logsumexp", "set_num_threads", "get_num_th
 
 
 def get_include():
-    """Directory holding the public C header ``csoftmax/csoftmax.h``.
+    """Directory holding the public C headers ``csoftmax/csoftmax.h`` and
+    ``csoftmax/csoftmax_capi.h``.
 
     Use it as an include directory when building a C or Cython extension that
-    calls the csoftmax kernels, e.g. ``Extension(..., include_dirs=[csoftmax.get_include()])``.
+    calls the csoftmax kernels, e.g. ``Extension(..., include_dirs=[csoftmax.get_include()])``:
+    C code includes ``csoftmax/csoftmax_capi.h`` and calls ``csm_import()``;
+    Cython code does ``cimport csoftmax`` and ``csoftmax.import_csoftmax()``
+    (see the README, "Use from C / Cython").
 
     Returns
     -------

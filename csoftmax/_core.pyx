@@ -762,3 +762,21 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None, num_threads=None):
     array([3.12692801, 4.12692801])
     """
     return _run(OP_LOGSUMEXP, x, axis, out, keepdims, num_threads)
+
+
+# ---- C-API capsule (issue 6) ----
+# The csm_api function table of csoftmax.h, for other C and Cython extensions:
+# csm_import() (csoftmax_capi.h) and csoftmax.import_csoftmax() (__init__.pxd)
+# fetch it with PyCapsule_Import. Its members are the public entry points
+# csm_softmax_f32 ... csm_logsumexp_f64, which dispatch to the instruction
+# set chosen by csm_init() above: the same kernels as the functions above.
+from cpython.pycapsule cimport PyCapsule_New
+
+cdef extern from "csoftmax/csoftmax_capi.h":
+    const char *CSM_CAPSULE_NAME        # "csoftmax._core._C_API"
+    ctypedef struct csm_api:
+        pass
+    const csm_api *csm_get_api() nogil
+
+_C_API = PyCapsule_New(<void *>csm_get_api(), CSM_CAPSULE_NAME, NULL)
+# ---- end of the C-API capsule ----

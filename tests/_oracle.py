@@ -21,6 +21,7 @@ exact value rounded to the result dtype.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 
@@ -32,8 +33,17 @@ __all__ = ["exact_rows", "ulp_error", "longdouble_available"]
 
 _OPS = ("softmax", "log_softmax", "logsumexp")
 _cache: dict = {}
-_cache_lock = threading.Lock()
+_cache_lock = threading.RLock()
 _CACHE_MAX = 64
+
+
+@contextlib.contextmanager
+def workdps(dps):
+    """mpmath at `dps` digits, holding the oracle lock: mpmath's precision
+    is process-wide, so threads that run tests at once (pytest-run-parallel)
+    take turns."""
+    with _cache_lock, mp.workdps(dps):
+        yield
 
 
 def longdouble_available() -> bool:
@@ -83,7 +93,7 @@ def _row_exact(row, dps):
                 if loss <= 5 + extra:
                     break
                 extra = int(loss) + 10
-            with mp.workdps(dps + extra):
+            with workdps(dps + extra):
                 es2 = [exp(d) for d in ds]
                 T2 = mpmath.fsum(es2[:j] + es2[j + 1:])
                 L = mpmath.log1p(T2)
@@ -100,10 +110,20 @@ def _exact_all(x2d, dps):
     if not np.all(np.isfinite(x2d)):
         raise ValueError("oracle rows must be finite")
     key = (x2d.dtype.str, x2d.shape, x2d.tobytes(), dps)
+    # one lock around lookup and computation: tests run in several threads at
+    # once (pytest-run-parallel) compute each oracle once, and mpmath's
+    # precision (mp.workdps) is process-wide state
     with _cache_lock:
         hit = _cache.get(key)
-    if hit is not None:
-        return hit
+        if hit is None:
+            hit = _compute_all(x2d, dps)
+            if len(_cache) >= _CACHE_MAX:
+                _cache.pop(next(iter(_cache)))
+            _cache[key] = hit
+    return hit
+
+
+def _compute_all(x2d, dps):
     rows, n = x2d.shape
     out = {op: (np.zeros(x2d.shape if op != "logsumexp" else (rows,)),
                 np.zeros(x2d.shape if op != "logsumexp" else (rows,)))
@@ -112,16 +132,12 @@ def _exact_all(x2d, dps):
         out["logsumexp"][0][:] = -np.inf
     else:
         data = x2d.astype(np.float64).tolist()
-        with mp.workdps(dps):
+        with workdps(dps):
             for i, row in enumerate(data):
                 sm, ls, lse = _row_exact(row, dps)
                 out["softmax"][0][i], out["softmax"][1][i] = zip(*sm)
                 out["log_softmax"][0][i], out["log_softmax"][1][i] = zip(*ls)
                 out["logsumexp"][0][i], out["logsumexp"][1][i] = lse
-    with _cache_lock:           # tests may run in several threads at once
-        if len(_cache) >= _CACHE_MAX:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = out
     return out
 
 

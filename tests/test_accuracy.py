@@ -117,7 +117,7 @@ class _RowExact:
 
     def error(self, op, r, c, got):
         """|got - exact| in units of the smallest float64 subnormal."""
-        with mp.workdps(40):
+        with _oracle.workdps(40):
             xs, m, T, L = self._row(r)
             if op == "logsumexp":
                 v = m + L
@@ -285,7 +285,7 @@ def _tail_sum_mpmath(row, dps=40):
     """The same T with mpmath at ``dps`` digits (exact x_i - m)."""
     j = int(np.argmax(row))
     xs = row.tolist()
-    with mp.workdps(dps):
+    with _oracle.workdps(dps):
         m = mpmath.mpf(xs[j])
         T = mpmath.fsum(mpmath.exp(mpmath.fsub(mpmath.mpf(v), m, exact=True))
                         for i, v in enumerate(xs) if i != j)
@@ -301,7 +301,7 @@ def _exact_at(row, cols, T, dps=40):
     """mpmath exact softmax / log_softmax at positions cols of row (floats)
     and logsumexp, given T = S - 1 (mpf). Same formulas as _oracle."""
     j = int(np.argmax(row))
-    with mp.workdps(dps):
+    with _oracle.workdps(dps):
         m = mpmath.mpf(float(row[j]))
         L = mpmath.log1p(T)
         S = 1 + T
@@ -311,7 +311,7 @@ def _exact_at(row, cols, T, dps=40):
             d = mpmath.fsub(mpmath.mpf(float(row[c])), m, exact=True)
             sm[:, k] = _split(mpmath.exp(d) / S)
             ls[:, k] = _split(d - L)
-        with mp.workdps(dps + 40):          # m > 0 here, but be generous
+        with _oracle.workdps(dps + 40):          # m > 0 here, but be generous
             lse = _split(m + mpmath.log1p(T))
     return sm, ls, lse, L
 
@@ -356,11 +356,11 @@ def test_long_rows(dtype, scale, n):
     if n <= 100_000:
         T = _tail_sum_mpmath(row)
         if wide:
-            with mp.workdps(40):
+            with _oracle.workdps(40):
                 rel = abs((mpmath.mpf(t1) + t2 - T) / T) if T != 0 else 0
             assert rel <= 2.0 ** -60, f"{ctx}: long-double row sum off by {float(rel):.3g} relative"
     else:
-        with mp.workdps(40):
+        with _oracle.workdps(40):
             T = mpmath.mpf(t1) + mpmath.mpf(t2)
     m = float(row.max())
     assert m > 0, ctx            # no cancellation in m + log1p(T) for these rows
@@ -577,7 +577,7 @@ def test_repeated_value_rows_exact(dtype):
     for n in list(LENGTHS) + [100, 1000, 2731, 4097, 4623, 100_000]:
         x = np.repeat(np.asarray(values, dtype)[:, None], n, axis=1)
         want = _recip_nearest(n, dtype)
-        with mp.workdps(60):
+        with _oracle.workdps(60):
             Ln = mpmath.log(n)
             ls_hi, ls_lo = _split(-Ln)
             lse = [_split(mpmath.mpf(float(v)) + Ln) for v in x[:, 0]]

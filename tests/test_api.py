@@ -128,8 +128,9 @@ def test_signature(name):
         getattr(csoftmax, name)([1.0, 2.0], -1, None)    # out is keyword-only
 
 
+@pytest.mark.thread_unsafe   # doctest swaps sys.stdout for the whole process
 @pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp", "get_include",
-                                  "isa_info"])
+                                  "isa_info", "set_num_threads", "get_num_threads"])
 def test_docstring_examples_run(name):
     """The Examples sections are true (run as doctests)."""
     import doctest

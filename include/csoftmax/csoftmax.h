@@ -2,8 +2,10 @@
  * csoftmax.h -- public C99 interface of the csoftmax kernels.
  *
  * Pure C99: no Python headers. Usable from any C program that compiles the
- * sources in csoftmax/_src/ (vendoring), or through the function table that
- * the Python extension exports as a capsule (csoftmax_capi.h).
+ * sources in csoftmax/_src/ (vendoring: call the csm_* functions below), or
+ * from another Python extension through the function table that the Python
+ * package exports as a capsule (csoftmax_capi.h: csm_import(), then
+ * csm_API->softmax_f32(...) etc.; nothing to link).
  *
  * Data model
  * ----------
@@ -67,15 +69,28 @@ typedef enum csm_isa {
     CSM_ISA_COUNT = 4
 } csm_isa;
 
-/* Geometry of one call: x[outer][n][inner] and y (see the data model). */
+/* Geometry of one call: x[outer][n][inner] and y (see the data model).
+ *   outer  number of independent blocks (1 for a single row or column set);
+ *   n      length of the reduced axis: each row has n elements (may be 0);
+ *   inner  number of rows side by side in a block (1 for plain rows; > 1
+ *          when reducing a non-last axis: rows are then columns of x);
+ *   x_outer, x_n, x_inner  element strides of x between consecutive outer
+ *          blocks, consecutive elements of a row, consecutive rows of a block;
+ *   y_outer, y_n, y_inner  the same for y (logsumexp: y is y[outer][inner],
+ *          y_n is ignored).
+ * Element (o, i, j) of x is x[o*x_outer + i*x_n + j*x_inner]; an output of
+ * softmax/log_softmax is y[o*y_outer + i*y_n + j*y_inner], of logsumexp
+ * y[o*y_outer + j*y_inner]. When outer == 1 (inner == 1) the outer (inner)
+ * strides are not used. Only add members through a new ABI version. */
 typedef struct csm_layout {
     size_t outer, n, inner;
     ptrdiff_t x_outer, x_n, x_inner; /* element strides of x */
     ptrdiff_t y_outer, y_n, y_inner; /* element strides of y (y_n unused by logsumexp) */
 } csm_layout;
 
-/* Layout of `rows` contiguous rows of length n, x and y both C-contiguous:
- * softmax or log_softmax over the last axis of a (rows, n) array. */
+/* Layout of `rows` contiguous rows of length `n`, x and y both C-contiguous:
+ * softmax or log_softmax over the last axis of a (rows, n) array.
+ *   rows  number of rows (outer); n  length of each row. */
 static inline csm_layout csm_rows(size_t rows, size_t n)
 {
     csm_layout L;
@@ -85,7 +100,8 @@ static inline csm_layout csm_rows(size_t rows, size_t n)
     return L;
 }
 
-/* The same rows for logsumexp: y is the contiguous vector of `rows` results. */
+/* The same rows for logsumexp: y is the contiguous vector of `rows` results.
+ *   rows  number of rows (and of results); n  length of each row. */
 static inline csm_layout csm_rows_reduced(size_t rows, size_t n)
 {
     csm_layout L = csm_rows(rows, n);
@@ -94,9 +110,17 @@ static inline csm_layout csm_rows_reduced(size_t rows, size_t n)
 }
 
 /* Kernels, dispatched to the best instruction set at hand (csm_set_isa).
- * Each returns CSM_OK, or CSM_EINVAL (nothing written) for a NULL pointer
- * with a non-empty array. Thread-safe; no allocation; no global state is
- * written. The caller's floating-point exception flags may be changed. */
+ *   x  input: the elements x[o*x_outer + i*x_n + j*x_inner] (see csm_layout);
+ *      read only. May be NULL only if the array is empty.
+ *   y  output: softmax / log_softmax write y[o*y_outer + i*y_n + j*y_inner]
+ *      (x's shape), logsumexp writes y[o*y_outer + j*y_inner]; nothing else
+ *      is touched. May be x itself with the same strides (in place).
+ *   L  the layout of x and y (not NULL); only read.
+ * Each returns CSM_OK, or CSM_EINVAL (nothing written) for a NULL layout,
+ * or a NULL pointer with a non-empty array. Thread-safe; may be called
+ * without the Python GIL; no allocation; no shared state is written; serial
+ * (the _mt variants below use threads). The caller's floating-point
+ * exception flags may be changed. */
 int csm_softmax_f32(const float *x, float *y, const csm_layout *L);
 int csm_softmax_f64(const double *x, double *y, const csm_layout *L);
 int csm_log_softmax_f32(const float *x, float *y, const csm_layout *L);
@@ -131,15 +155,18 @@ int csm_set_default_threads(int n);
  * 0 when it was built without OpenMP (then every kernel runs serially). */
 long csm_openmp_version(void);
 
-/* Instruction sets: compiled into this build / supported by this CPU. */
+/* Instruction sets: 1 if `isa` is compiled into this build / also supported
+ * by this CPU and OS, else 0 (also for a value outside csm_isa). */
 int csm_isa_compiled(csm_isa isa);
 int csm_isa_supported(csm_isa isa);
 /* The one in use, chosen at first use (or by csm_init): the best supported. */
 csm_isa csm_active_isa(void);
-/* Chooses the instruction set; CSM_EISA if not compiled or not supported.
+/* Makes `isa` the active instruction set of every kernel: CSM_OK, or
+ * CSM_EISA (nothing changed) if it is not compiled or not supported.
  * Not thread-safe: call before any kernel runs (tests, benchmarks). */
 int csm_set_isa(csm_isa isa);
-/* Lower-case name of an instruction set ("scalar", "avx2", ...), or NULL. */
+/* Lower-case name of `isa` ("scalar", "avx2", ...; a static string), or
+ * NULL for a value outside csm_isa. */
 const char *csm_isa_name(csm_isa isa);
 /* Picks the best supported instruction set, honouring the environment
  * variable CSOFTMAX_ISA=<name> when it names a supported one. Returns the
@@ -148,7 +175,19 @@ csm_isa csm_init(void);
 
 /* Function table exported to other extensions (see csoftmax_capi.h).
  * abi_version and struct_size come first and never move; new members are
- * only ever appended. */
+ * only ever appended (an incompatible change bumps CSM_ABI_VERSION).
+ *   abi_version  CSM_ABI_VERSION the library was built with;
+ *   struct_size  sizeof(csm_api) of the library: members that end beyond it
+ *                are absent (a caller built against a newer header);
+ *   softmax_f32 ... logsumexp_f64  the public entry points csm_softmax_f32
+ *                ... csm_logsumexp_f64 above (dispatched: the active
+ *                instruction set, the same as the Python functions use);
+ *   active_isa, isa_name  csm_active_isa and csm_isa_name;
+ *   softmax_f32_mt ... logsumexp_f64_mt  csm_softmax_f32_mt ...
+ *                csm_logsumexp_f64_mt (threads inside the call);
+ *   default_threads  csm_default_threads.
+ * csm_f32_fn / csm_f64_fn: the kernel signature, (x, y, L) as above;
+ * csm_f32_mt_fn / csm_f64_mt_fn: (x, y, L, threads) as in csm_*_mt. */
 typedef int (*csm_f32_fn)(const float *, float *, const csm_layout *);
 typedef int (*csm_f64_fn)(const double *, double *, const csm_layout *);
 typedef int (*csm_f32_mt_fn)(const float *, float *, const csm_layout *, int);
@@ -174,7 +213,8 @@ typedef struct csm_api {
     int (*default_threads)(void);
 } csm_api;
 
-/* The library's table (filled with the public entry points above). */
+/* The library's table (filled with the public entry points above): static,
+ * never NULL, valid for the life of the program. */
 const csm_api *csm_get_api(void);
 
 #ifdef __cplusplus

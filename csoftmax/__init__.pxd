@@ -1,0 +1,233 @@
+# csoftmax/__init__.pxd -- `cimport csoftmax`: the kernels from Cython, without the GIL.
+#
+# Usage (Cython >= 3.0; build with include_dirs=[csoftmax.get_include()], see the README):
+#
+#     cimport csoftmax
+#     csoftmax.import_csoftmax()      # once, at module level: ImportError if
+#                                     # csoftmax is missing or incompatible
+#
+#     def log_softmax_rows(const double[:, ::1] x, double[:, ::1] out):
+#         cdef csoftmax.csm_layout L = csoftmax.rows(x.shape[0], x.shape[1])
+#         cdef int rc
+#         with nogil:
+#             rc = csoftmax.log_softmax_f64(&x[0, 0], &out[0, 0], &L)
+#         return rc                   # csoftmax.CSM_OK
+#
+# Nothing is linked: the functions below call through the function table
+# (csm_api) that the installed csoftmax exports as the capsule
+# csoftmax._core._C_API, i.e. the same dispatched kernels as
+# csoftmax.softmax & co., with bitwise identical results. The C contract of
+# every function (data model, strides, in place, special values, accuracy)
+# is documented in csoftmax/csoftmax.h; csoftmax_capi.h documents the import.
+#
+# The table pointer (csm_API) is per extension module: each module that
+# cimports csoftmax calls import_csoftmax() itself. Before a successful
+# import, the kernel functions return CSM_ENOAPI and write nothing.
+
+from libc.stddef cimport ptrdiff_t
+from libc.stdint cimport uint32_t
+
+cdef extern from "csoftmax/csoftmax_capi.h":
+    # versions of the headers this module is compiled against
+    const char *CSM_VERSION_STRING
+    int CSM_VERSION_MAJOR
+    int CSM_VERSION_MINOR
+    int CSM_VERSION_PATCH
+    int CSM_ABI_VERSION
+    const char *CSM_CAPSULE_NAME       # "csoftmax._core._C_API"
+
+    # status codes of the kernels
+    int CSM_OK                         # success
+    int CSM_EINVAL                     # NULL layout, or NULL pointer with a non-empty array
+    int CSM_EISA                       # (csm_set_isa only; not reachable from here)
+    int CSM_ENOAPI                     # import_csoftmax() has not succeeded in this module
+
+    ctypedef enum csm_isa:
+        CSM_ISA_SCALAR
+        CSM_ISA_AVX2
+        CSM_ISA_AVX512
+        CSM_ISA_NEON
+        CSM_ISA_COUNT
+
+    # x[outer][n][inner] and y, element strides (csoftmax.h documents each member)
+    ctypedef struct csm_layout:
+        size_t outer, n, inner
+        ptrdiff_t x_outer, x_n, x_inner
+        ptrdiff_t y_outer, y_n, y_inner
+
+    ctypedef int (*csm_f32_fn)(const float *x, float *y, const csm_layout *L) noexcept nogil
+    ctypedef int (*csm_f64_fn)(const double *x, double *y, const csm_layout *L) noexcept nogil
+    ctypedef int (*csm_f32_mt_fn)(const float *x, float *y, const csm_layout *L,
+                                  int threads) noexcept nogil
+    ctypedef int (*csm_f64_mt_fn)(const double *x, double *y, const csm_layout *L,
+                                  int threads) noexcept nogil
+
+    # the function table (append-only; only the members known to this header)
+    ctypedef struct csm_api:
+        uint32_t abi_version
+        uint32_t struct_size
+        csm_f32_fn softmax_f32
+        csm_f64_fn softmax_f64
+        csm_f32_fn log_softmax_f32
+        csm_f64_fn log_softmax_f64
+        csm_f32_fn logsumexp_f32
+        csm_f64_fn logsumexp_f64
+        csm_isa (*active_isa)() noexcept nogil
+        const char *(*isa_name)(csm_isa isa) noexcept nogil
+        csm_f32_mt_fn softmax_f32_mt
+        csm_f64_mt_fn softmax_f64_mt
+        csm_f32_mt_fn log_softmax_f32_mt
+        csm_f64_mt_fn log_softmax_f64_mt
+        csm_f32_mt_fn logsumexp_f32_mt
+        csm_f64_mt_fn logsumexp_f64_mt
+        int (*default_threads)() noexcept nogil
+
+    # static inline in csoftmax.h: no table needed
+    csm_layout csm_rows(size_t rows, size_t n) noexcept nogil
+    csm_layout csm_rows_reduced(size_t rows, size_t n) noexcept nogil
+
+    # this module's table: NULL until csm_import() succeeds
+    const csm_api *csm_API
+    # 0, or -1 with ImportError set (the Python exception propagates)
+    int csm_import() except -1
+
+
+cdef inline int import_csoftmax() except -1:
+    """Fetch csoftmax's function table; call it once at module level.
+
+    Raises ImportError when csoftmax cannot be imported, or when it was
+    built with another ABI version, or with a smaller table than the
+    headers this module is compiled against (the message says which).
+    """
+    return csm_import()
+
+
+# ---- layouts (see csm_layout in csoftmax.h)
+
+cdef inline csm_layout rows(size_t nrows, size_t n) noexcept nogil:
+    """`nrows` C-contiguous rows of length `n`, x and y alike: softmax or
+    log_softmax over the last axis of a C-contiguous (nrows, n) array."""
+    return csm_rows(nrows, n)
+
+
+cdef inline csm_layout rows_reduced(size_t nrows, size_t n) noexcept nogil:
+    """The same rows for logsumexp: y is the contiguous vector of `nrows`
+    results."""
+    return csm_rows_reduced(nrows, n)
+
+
+# ---- kernels: x input, y output, L layout (not NULL). Each returns CSM_OK,
+# CSM_EINVAL (NULL pointer with a non-empty array, or NULL layout; nothing
+# written) or CSM_ENOAPI (not imported; nothing written). y may be x with the
+# same strides (in place). Callable with or without the GIL.
+
+cdef inline int softmax_f32(const float *x, float *y, const csm_layout *L) noexcept nogil:
+    """softmax of every row of x (float32) into y."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.softmax_f32(x, y, L)
+
+
+cdef inline int softmax_f64(const double *x, double *y, const csm_layout *L) noexcept nogil:
+    """softmax of every row of x (float64) into y."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.softmax_f64(x, y, L)
+
+
+cdef inline int log_softmax_f32(const float *x, float *y, const csm_layout *L) noexcept nogil:
+    """log_softmax of every row of x (float32) into y."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.log_softmax_f32(x, y, L)
+
+
+cdef inline int log_softmax_f64(const double *x, double *y, const csm_layout *L) noexcept nogil:
+    """log_softmax of every row of x (float64) into y."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.log_softmax_f64(x, y, L)
+
+
+cdef inline int logsumexp_f32(const float *x, float *y, const csm_layout *L) noexcept nogil:
+    """logsumexp of every row of x (float32) into y (one value per row)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.logsumexp_f32(x, y, L)
+
+
+cdef inline int logsumexp_f64(const double *x, double *y, const csm_layout *L) noexcept nogil:
+    """logsumexp of every row of x (float64) into y (one value per row)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.logsumexp_f64(x, y, L)
+
+
+# ---- the same kernels with up to `threads` OpenMP threads inside the call
+# (threads <= 0: default_threads()); bitwise the same results as the serial
+# ones above for every thread count (see csm_softmax_f32_mt in csoftmax.h).
+
+cdef inline int softmax_f32_mt(const float *x, float *y, const csm_layout *L,
+                               int threads) noexcept nogil:
+    """softmax_f32 with threads."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.softmax_f32_mt(x, y, L, threads)
+
+
+cdef inline int softmax_f64_mt(const double *x, double *y, const csm_layout *L,
+                               int threads) noexcept nogil:
+    """softmax_f64 with threads."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.softmax_f64_mt(x, y, L, threads)
+
+
+cdef inline int log_softmax_f32_mt(const float *x, float *y, const csm_layout *L,
+                                   int threads) noexcept nogil:
+    """log_softmax_f32 with threads."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.log_softmax_f32_mt(x, y, L, threads)
+
+
+cdef inline int log_softmax_f64_mt(const double *x, double *y, const csm_layout *L,
+                                   int threads) noexcept nogil:
+    """log_softmax_f64 with threads."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.log_softmax_f64_mt(x, y, L, threads)
+
+
+cdef inline int logsumexp_f32_mt(const float *x, float *y, const csm_layout *L,
+                                 int threads) noexcept nogil:
+    """logsumexp_f32 with threads."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.logsumexp_f32_mt(x, y, L, threads)
+
+
+cdef inline int logsumexp_f64_mt(const double *x, double *y, const csm_layout *L,
+                                 int threads) noexcept nogil:
+    """logsumexp_f64 with threads."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.logsumexp_f64_mt(x, y, L, threads)
+
+
+cdef inline int default_threads() noexcept nogil:
+    """The _mt kernels' default thread count (csoftmax.get_num_threads()),
+    or 1 if not imported."""
+    if csm_API == NULL:
+        return 1
+    return csm_API.default_threads()
+
+
+# ---- instruction set (the one the kernels above run on)
+
+cdef inline const char *active_isa_name() noexcept nogil:
+    """Name of the active instruction set ("scalar", "avx2", ...), or NULL
+    if not imported."""
+    if csm_API == NULL:
+        return NULL
+    return csm_API.isa_name(csm_API.active_isa())
