@@ -173,6 +173,8 @@ def _last_team():
 
 
 cdef int _check_threads(object n, str name) except -1:
+    if type(n) is int and 0 < n < MAX_THREADS:     # the common case
+        return n
     if isinstance(n, (bool, np.bool_)):
         raise TypeError(f"{name}: num_threads must be a positive integer or None, got {n!r}")
     try:

@@ -201,7 +201,7 @@ int csm_last_team(void)
     {                                                                                        \
         if (bad_args(x, y, L))                                                               \
             return CSM_EINVAL;                                                               \
-        return active->name(x, y, L, threads > 0 ? threads : csm_default_threads());         \
+        return active->name(x, y, L, threads);                                               \
     }
 
 ENTRY(softmax_f32, float)
