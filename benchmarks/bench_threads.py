@@ -2,6 +2,9 @@
 
     python benchmarks/bench_threads.py [--markdown] [--repeat N]
 
+(after `pip install .`; from a checkout with an in-place build, prefix
+`PYTHONPATH=.`)
+
 1. User threads: a batch of independent arrays computed by 1 Python thread
    vs split between 2 (``num_threads=1`` per call, so only the user threads
    run), for a cache-resident and a memory-bound shape.
