@@ -34,12 +34,6 @@ cdef extern from "csoftmax/csoftmax.h" nogil:
     int CSM_OK
     int CSM_ABI_VERSION
     const char *CSM_VERSION_STRING
-    int csm_softmax_f32(const float *x, float *y, const csm_layout *L)
-    int csm_softmax_f64(const double *x, double *y, const csm_layout *L)
-    int csm_log_softmax_f32(const float *x, float *y, const csm_layout *L)
-    int csm_log_softmax_f64(const double *x, double *y, const csm_layout *L)
-    int csm_logsumexp_f32(const float *x, float *y, const csm_layout *L)
-    int csm_logsumexp_f64(const double *x, double *y, const csm_layout *L)
     int csm_softmax_f32_mt(const float *x, float *y, const csm_layout *L, int threads)
     int csm_softmax_f64_mt(const double *x, double *y, const csm_layout *L, int threads)
     int csm_log_softmax_f32_mt(const float *x, float *y, const csm_layout *L, int threads)

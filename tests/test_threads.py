@@ -15,16 +15,15 @@ from conftest import assert_bitwise, ulp_diff
 OPS = (csoftmax.softmax, csoftmax.log_softmax, csoftmax.logsumexp)
 
 
-@pytest.mark.thread_unsafe      # a timing window: alone on the interpreter
-def test_gil_released_during_kernel():
-    n = 2 ** 27
-    x = np.broadcast_to(np.float64(1.0), (n,))    # zero stride: no memory
+def _stamps_during(call):
+    """Runs call() in a thread while this thread records time stamps.
+    Returns (call's result, start, end, stamps as an array)."""
     window = {}
     done = threading.Event()
 
     def worker():
         window["start"] = time.perf_counter()
-        window["result"] = csoftmax.logsumexp(x)
+        window["result"] = call()
         window["end"] = time.perf_counter()
         done.set()
 
@@ -34,10 +33,16 @@ def test_gil_released_during_kernel():
     while not done.is_set():
         stamps.append(time.perf_counter())
     t.join()
+    return window["result"], window["start"], window["end"], np.array(stamps)
+
+
+@pytest.mark.thread_unsafe      # a timing window: alone on the interpreter
+def test_gil_released_during_kernel():
+    n = 2 ** 27
+    x = np.broadcast_to(np.float64(1.0), (n,))    # zero stride: no memory
+    result, start, end, stamps = _stamps_during(lambda: csoftmax.logsumexp(x))
     want = np.float64(1.0 + np.log(n))      # logsumexp of n ones = 1 + log(n)
-    assert int(ulp_diff(window["result"], want, np.float64)) <= 2, window["result"]
-    start, end = window["start"], window["end"]
-    stamps = np.array(stamps)
+    assert int(ulp_diff(result, want, np.float64)) <= 2, result
     inside = np.count_nonzero((stamps > start) & (stamps < end))
     # the middle half of the call: a call holding the GIL leaves the main
     # thread at most the switch interval at each end of the window
@@ -136,23 +141,9 @@ def test_gil_released_for_conversions_too(kind):
     else:                        # axes (0, 2) of a C array: one transposing copy
         x = rng.standard_normal((2 ** 10, 2 ** 4, 2 ** 10)).astype(np.float32)
         axis = (0, 2)
-    window = {}
-    done = threading.Event()
-
-    def worker():
-        window["start"] = time.perf_counter()
-        csoftmax.softmax(x, axis=axis, num_threads=1)
-        window["end"] = time.perf_counter()
-        done.set()
-
-    stamps = []
-    t = threading.Thread(target=worker)
-    t.start()
-    while not done.is_set():
-        stamps.append(time.perf_counter())
-    t.join()
-    start, end = window["start"], window["end"]
+    _, start, end, stamps = _stamps_during(
+        lambda: csoftmax.softmax(x, axis=axis, num_threads=1))
     edges = np.linspace(start, end, 11)
-    counts, _ = np.histogram(np.array(stamps), bins=edges)
+    counts, _ = np.histogram(stamps, bins=edges)
     # a phase holding the GIL for a tenth of the call would empty a bin
     assert (counts >= 3).all(), (counts, end - start)
