@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cpu.h"
+#include "fpenv.h"
 #include "kernels.h"
 
 typedef struct {
@@ -124,12 +125,17 @@ static int bad_args(const void *x, const void *y, const csm_layout *L)
     return x == NULL ? L->n != 0 : y == NULL;
 }
 
+/* the kernels run in the IEEE default environment; the caller's is given
+ * back unchanged, exception flags included (fpenv.h) */
 #define ENTRY(name, T)                                                                       \
     int csm_##name(const T *x, T *y, const csm_layout *L)                                    \
     {                                                                                        \
         if (bad_args(x, y, L))                                                               \
             return CSM_EINVAL;                                                               \
-        return active->name(x, y, L);                                                        \
+        csm_fpstate fp = csm_fp_enter();                                                     \
+        int rc = active->name(x, y, L);                                                      \
+        csm_fp_leave(fp);                                                                    \
+        return rc;                                                                           \
     }
 
 ENTRY(softmax_f32, float)
@@ -141,7 +147,9 @@ ENTRY(logsumexp_f64, double)
 
 void csm_exp_nonpos_f64(const double *x, double *y, size_t n)
 {
+    csm_fpstate fp = csm_fp_enter();
     active->exp_nonpos_f64(x, y, n);
+    csm_fp_leave(fp);
 }
 
 static const csm_api api = {

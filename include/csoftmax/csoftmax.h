@@ -96,7 +96,11 @@ static inline csm_layout csm_rows_reduced(size_t rows, size_t n)
 /* Kernels, dispatched to the best instruction set at hand (csm_set_isa).
  * Each returns CSM_OK, or CSM_EINVAL (nothing written) for a NULL pointer
  * with a non-empty array. Thread-safe; no allocation; no global state is
- * written. The caller's floating-point exception flags may be changed. */
+ * written. The caller's floating-point environment is the same after a call
+ * as before it (rounding mode, exception flags, FTZ/DAZ): a call computes in
+ * round-to-nearest without flushing subnormals whatever the caller's modes
+ * (x86-64 and aarch64; elsewhere through <fenv.h>, keeping a flush-to-zero
+ * mode), and the exception flags it raises are dropped. */
 int csm_softmax_f32(const float *x, float *y, const csm_layout *L);
 int csm_softmax_f64(const double *x, double *y, const csm_layout *L);
 int csm_log_softmax_f32(const float *x, float *y, const csm_layout *L);
