@@ -54,6 +54,24 @@ cdef extern from "kernels.h" nogil:
     void csm_exp_nonpos_f64(const double *x, double *y, size_t n)
     int csm_last_team()
 
+# hardening (issue 7): the general path's NumPy work (casts, the float16 and
+# longdouble paths) raises and clears FP flags too, on x86-64 in the x87 unit
+# as well (feraiseexcept, feclearexcept, long double arithmetic): _run saves
+# and restores the whole environment around it (about 0.2 us); the C entry
+# points do so for the kernels themselves (fpenv.h)
+cdef extern from "fpenv.h" nogil:
+    ctypedef struct csm_fpstate:
+        pass
+    csm_fpstate csm_fp_enter()
+
+cdef extern from "<fenv.h>" nogil:
+    ctypedef struct fenv_t:
+        pass
+    int FE_TONEAREST
+    int fegetenv(fenv_t *envp)
+    int fesetenv(const fenv_t *envp)
+    int fesetround(int mode)
+
 
 csm_init()
 
@@ -215,7 +233,11 @@ cdef object _as_array(object x, str name):
             raise TypeError(f"{name}: masked arrays are not supported "
                             "(pass x.filled(-np.inf) to drop masked entries)")
         return x
-    return np.asarray(x)
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError) as e:   # issue 7: a ragged list names the function
+        kind = TypeError if isinstance(e, TypeError) else ValueError
+        raise kind(f"{name}: x cannot be converted to an array: {e}") from e
 
 
 cdef object _result_dtype(object dt, str name):
@@ -535,6 +557,20 @@ cdef object _run(int op, object x, object axis, object out, bint keepdims, objec
     res = _fast(op, x, axis, out, keepdims, nt)
     if res is not None:
         return res
+    # hardening (issue 7): the general path runs in the default FP
+    # environment (NumPy's casts round to nearest, no FTZ/DAZ) and gives the
+    # caller's back, exception flags included
+    cdef fenv_t fpenv
+    fegetenv(&fpenv)
+    fesetround(FE_TONEAREST)
+    csm_fp_enter()
+    try:
+        return _run_general(op, x, axis, out, keepdims, nt)
+    finally:
+        fesetenv(&fpenv)
+
+
+cdef object _run_general(int op, object x, object axis, object out, bint keepdims, int nt):
     cdef str name = _NAMES[op]
     xa = _as_array(x, name)
     dt = _result_dtype(xa.dtype, name)
@@ -567,7 +603,7 @@ cdef object _run(int op, object x, object axis, object out, bint keepdims, objec
         return _finish(res, out)
     if dt.itemsize == 2:                # float16: computed in float32
         x32 = xa.astype(_f32)
-        res = _run(op, x32, axis, None, keepdims, num_threads)
+        res = _run(op, x32, axis, None, keepdims, None if nt == 0 else nt)
         with np.errstate(over="ignore"):   # beyond float16's range: +-inf, silently
             res = np.asarray(res).astype(dt)
         return _finish(res, out)

@@ -187,3 +187,99 @@ def test_ulp_diff_sanity():
         assert_same_result(np.array([np.inf]), np.array([-np.inf]), 100)
     with pytest.raises(AssertionError):
         assert_bitwise(np.array([np.nan]), np.array([-np.nan]))
+
+
+# --------------------------------------------------------------------------
+# issue 7: bounds, monotonicity in each entry, permutations, special values
+# --------------------------------------------------------------------------
+
+SETTINGS_200 = settings(SETTINGS, max_examples=200)
+
+
+def _tol(dtype, *vals):
+    """A few ULP of the largest magnitude involved (and a tiny floor)."""
+    fi = np.finfo(dtype)
+    mag = max([1e-300] + [float(np.max(np.abs(v), initial=0.0)) for v in vals])
+    return 8 * float(fi.eps) * mag + float(fi.tiny)
+
+
+@SETTINGS_200
+@given(view_and_axis())
+def test_logsumexp_between_max_and_max_plus_log_n(xa):
+    """max(x) <= logsumexp(x) <= max(x) + log(n), per row."""
+    x, axis = xa
+    r = rows_of(x, axis).astype(np.float64)
+    if r.size == 0:
+        return
+    lse = np.asarray(OPS_BY_NAME["logsumexp"].fn(x, axis=axis), np.float64).reshape(-1)
+    m = r.max(axis=1)
+    tol = _tol(x.dtype, lse, m)
+    with np.errstate(over="ignore"):
+        hi = m + np.log(r.shape[1]) + tol
+    assert np.all(lse >= m - tol), (lse, m)
+    assert np.all(lse <= hi), (lse, m)
+
+
+@SETTINGS_200
+@given(arrays(max_dims=1, max_side=40), st.integers(0, 39), st.integers(1, 60))
+def test_increasing_one_entry(x, i, k):
+    """Raising x[i] raises logsumexp and softmax[i], lowers softmax
+    elsewhere (up to the rounding of the results)."""
+    x = x.reshape(-1)
+    if x.size == 0:
+        return
+    i %= x.size
+    bump = x.copy()
+    with np.errstate(over="ignore"):
+        bump[i] = x[i] + x.dtype.type(k) * max(abs(x[i]), x.dtype.type(1)) * x.dtype.type(0.01)
+    if not np.isfinite(bump[i]) or not bump[i] > x[i]:
+        return
+    lse0, lse1 = (float(OPS_BY_NAME["logsumexp"].fn(v)) for v in (x, bump))
+    assert lse1 >= lse0 - _tol(x.dtype, lse0), (lse0, lse1)
+    s0, s1 = (OPS_BY_NAME["softmax"].fn(v).astype(np.float64) for v in (x, bump))
+    assert s1[i] >= s0[i] - _tol(x.dtype, s0[i]), (s0[i], s1[i])
+    others = np.arange(x.size) != i
+    assert np.all(s1[others] <= s0[others] + 4 * np.finfo(x.dtype).eps * s0[others]
+                  + np.finfo(x.dtype).tiny)
+
+
+@SETTINGS_200
+@given(arrays(max_dims=2, max_side=12), st.randoms(use_true_random=False))
+def test_permuting_a_row_permutes_the_result(x, rnd):
+    if x.ndim == 0 or x.size == 0:
+        return
+    perm = list(range(x.shape[-1]))
+    rnd.shuffle(perm)
+    xp = x[..., perm]
+    for op in OPS:
+        a = np.asarray(op.fn(x))
+        b = np.asarray(op.fn(xp))
+        if not op.reduces:
+            a = a[..., perm]
+        # the sums are taken in another order: within twice the bound
+        assert_same_result(b, a, 2 * ulp_bound(op.name, x.dtype), err_msg=f"{op.name} {perm}")
+
+
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, 1e308, -1e308, 1.0, -745.0]
+
+
+def _in(dt):
+    def conv(v):
+        with np.errstate(over="ignore"):
+            return float(np.array(v).astype(dt))
+    return conv
+
+
+@SETTINGS_200
+@given(view_and_axis(elements=lambda dt: st.one_of(
+    finite(dt, min_value=-50, max_value=50), st.sampled_from(SPECIAL).map(_in(dt)))),
+    st.sampled_from(OPS))
+def test_special_values_match_reference_in_every_layout(xa, op):
+    """NaN, +-inf, subnormals and extremes anywhere: the reference's special
+    values exactly, finite values within the bound, and the same bits as on
+    a contiguous copy."""
+    x, axis = xa
+    got = op.fn(x, axis=axis)
+    assert_same_result(got, reference(op, x, axis), ulp_bound(op.name, x.dtype),
+                       err_msg=f"{op.name} axis={axis} x={x!r}")
+    assert_bitwise(got, op.fn(contiguous(x), axis=axis))

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cpu.h"
+#include "fpenv.h"
 #include "kernels.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -190,18 +191,26 @@ int csm_last_team(void)
 
 /* ---- entry points ---- */
 
+/* the kernels run in the IEEE default environment; the caller's is given
+ * back unchanged, exception flags included (fpenv.h) */
 #define ENTRY(name, T)                                                                       \
     int csm_##name(const T *x, T *y, const csm_layout *L)                                    \
     {                                                                                        \
         if (bad_args(x, y, L))                                                               \
             return CSM_EINVAL;                                                               \
-        return active->name(x, y, L, 1);                                                     \
+        csm_fpstate fp = csm_fp_enter();                                                     \
+        int rc = active->name(x, y, L, 1);                                                   \
+        csm_fp_leave(fp);                                                                    \
+        return rc;                                                                           \
     }                                                                                        \
     int csm_##name##_mt(const T *x, T *y, const csm_layout *L, int threads)                  \
     {                                                                                        \
         if (bad_args(x, y, L))                                                               \
             return CSM_EINVAL;                                                               \
-        return active->name(x, y, L, threads);                                               \
+        csm_fpstate fp = csm_fp_enter();                                                     \
+        int rc = active->name(x, y, L, threads);                                             \
+        csm_fp_leave(fp);                                                                    \
+        return rc;                                                                           \
     }
 
 ENTRY(softmax_f32, float)
@@ -213,7 +222,9 @@ ENTRY(logsumexp_f64, double)
 
 void csm_exp_nonpos_f64(const double *x, double *y, size_t n)
 {
+    csm_fpstate fp = csm_fp_enter();
     active->exp_nonpos_f64(x, y, n);
+    csm_fp_leave(fp);
 }
 
 static const csm_api api = {

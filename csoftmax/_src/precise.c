@@ -146,12 +146,36 @@ double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, doub
     for (size_t i = 0; i < n; i++) {
         double xi = load(x, (ptrdiff_t)i * s, f32);
         if (xi == m) { count += 1.0; continue; }
-        if (!(xi - m >= -746.0)) continue;     /* -inf, huge negative: exp is 0 */
+        /* -inf, huge negative: exp is 0. x_i > m (or a NaN) only when another
+         * thread wrote into x since m was taken (the result is then
+         * unspecified): skipped, so that dd_exp's (int)k stays in range */
+        if (!(xi - m >= -746.0 && xi - m <= 0.0)) continue;
         dd d = two_sum(xi, -m);                /* x_i - m exactly */
         T = dd_add(T, dd_exp(d));
     }
+    if (count == 0.0)                          /* likewise: keeps T >= 0 */
+        count = 1.0;
     T = dd_add_d(T, count - 1.0);
     dd L = dd_log1p(T);
     dd v = dd_add_d(L, m);
     return v.hi;
+}
+
+double csm_tiny_sum_scaled(const void *x, ptrdiff_t s, size_t n, int f32, double m)
+{
+    double sum = 0.0, c = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double xi = load(x, (ptrdiff_t)i * s, f32);
+        /* the maxima, -inf and NaN (x_i > m only under concurrent writes)
+         * are not terms; below -1100 a term is < 2^-1587: nothing */
+        if (!(xi - m < 0.0 && xi - m >= -1100.0))
+            continue;
+        double k;
+        dd e = dd_add_d(expm1_reduced(two_sum(xi, -m), &k), 1.0); /* exp = e 2^k */
+        double v = ldexp(e.hi, (int)k + 600);                     /* normal: k >= -1587 */
+        double t = sum + v;                                       /* Neumaier */
+        c += fabs(sum) >= v ? (sum - t) + v : (v - t) + sum;
+        sum = t;
+    }
+    return sum + c;
 }

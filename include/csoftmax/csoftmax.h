@@ -119,8 +119,13 @@ static inline csm_layout csm_rows_reduced(size_t rows, size_t n)
  * Each returns CSM_OK, or CSM_EINVAL (nothing written) for a NULL layout,
  * or a NULL pointer with a non-empty array. Thread-safe; may be called
  * without the Python GIL; no allocation; no shared state is written; serial
- * (the _mt variants below use threads). The caller's floating-point
- * exception flags may be changed. */
+ * (the _mt variants below use threads).
+ * The caller's floating-point environment is the same after a call as before
+ * it (rounding mode, exception flags, FTZ/DAZ), and the results do not depend
+ * on it: a call computes in round-to-nearest without flushing subnormals
+ * whatever the caller's modes, on every thread it uses (x86-64 and aarch64;
+ * elsewhere through <fenv.h>, keeping a flush-to-zero mode), and the
+ * exception flags it raises are dropped. */
 int csm_softmax_f32(const float *x, float *y, const csm_layout *L);
 int csm_softmax_f64(const double *x, double *y, const csm_layout *L);
 int csm_log_softmax_f32(const float *x, float *y, const csm_layout *L);

@@ -22,7 +22,11 @@
  *   (d) in place (y == x, same strides) equals out of place, bitwise;
  *   (e) the row layout, strided rows and the column layouts give bitwise
  *       identical results (and strided stores leave the gaps alone);
- *   (f) the README's worked example softmax([13, 31, 5]).
+ *   (f) the README's worked example softmax([13, 31, 5]);
+ *   (g) the caller's floating-point environment: no exception flag left
+ *       by a call, the caller's flags kept, its rounding mode and its
+ *       flush-to-zero bits (x86-64 FTZ/DAZ, aarch64 FZ) kept and not used;
+ *   (h) rows whose other terms are all below 2^-1022 (rows and columns).
  * Prints one line per ISA with the max ULP per op x dtype, then
  * "N passed, M failed" (check groups); exit status 0 only if none failed.
  * TEST_KERNELS_VERBOSE=1 in the environment also prints where each max is.
@@ -35,6 +39,7 @@
  * m + L can cancel below the oracle's own accuracy: logsumexp errors are
  * measured net of the bound 4 (|m| + L) LDBL_EPSILON (negligible on quad).
  */
+#include <fenv.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -840,6 +845,134 @@ static void run_threads(void)
         fail(G_THREADS, "csm_default_threads() = %d", csm_default_threads());
 }
 
+/* ---- (g) the floating-point environment ------------------------------------ */
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
+static void check_fpenv(const char *isa)
+{
+    double x[3] = {0.0, -740.0, 5e-324}, y0[3], y1[3];
+    csm_layout L = csm_rows(1, 3);
+    char what[160];
+    feclearexcept(FE_ALL_EXCEPT);
+    int rc = csm_softmax_f64(x, y0, &L);
+    int left = fetestexcept(FE_ALL_EXCEPT);
+    snprintf(what, sizeof what, "[%s] fp environment: no flag left by a call (%#x)", isa, left);
+    global_check(rc == CSM_OK && left == 0 && y0[1] > 0.0, what);
+    feraiseexcept(FE_ALL_EXCEPT);
+    csm_logsumexp_f64(x, y1, &L);
+    left = fetestexcept(FE_ALL_EXCEPT);
+    feclearexcept(FE_ALL_EXCEPT);
+    snprintf(what, sizeof what, "[%s] fp environment: the caller's flags kept (%#x)", isa, left);
+    global_check(left == FE_ALL_EXCEPT, what);
+#ifdef FE_UPWARD
+    fesetround(FE_UPWARD);
+    csm_softmax_f64(x, y1, &L);
+    int mode = fegetround();
+    fesetround(FE_TONEAREST);
+    snprintf(what, sizeof what, "[%s] fp environment: rounding mode kept and not used", isa);
+    global_check(mode == FE_UPWARD && memcmp(y0, y1, sizeof y0) == 0, what);
+#endif
+    int ftz_kept = 1, ftz_tested = 0;
+#if defined(__x86_64__)
+    unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u); /* FTZ and DAZ */
+    csm_softmax_f64(x, y1, &L);
+    ftz_kept = (_mm_getcsr() & 0x8040u) == 0x8040u;
+    _mm_setcsr(csr);
+    ftz_tested = 1;
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+    unsigned long long fpcr, fz = 1ull << 24, now;
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr | fz));
+    csm_softmax_f64(x, y1, &L);
+    __asm__ __volatile__("mrs %0, fpcr" : "=r"(now));
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
+    ftz_kept = (now & fz) != 0;
+    ftz_tested = 1;
+#endif
+    if (ftz_tested) {
+        snprintf(what, sizeof what, "[%s] fp environment: flush-to-zero kept and not used", isa);
+        global_check(ftz_kept && memcmp(y0, y1, sizeof y0) == 0, what);
+    }
+}
+
+/* (g2) the threads of a _mt call: OpenMP's pool threads keep their own
+ * MXCSR, so a call must set the IEEE defaults on each of them. The pool's
+ * threads are given FTZ+DAZ and rounding upward; a long row whose every
+ * chunk has subnormal softmax outputs must still give the serial bits, and
+ * the pool's threads get their modes back. */
+#if defined(_OPENMP) && defined(__x86_64__)
+#include <omp.h>
+static void check_fpenv_threads(const char *isa)
+{
+    enum { N = 4 * 65536 + 123, T = 4 };
+    double *x = malloc(N * sizeof *x), *want = malloc(N * sizeof *x), *got = malloc(N * sizeof *x);
+    for (size_t i = 0; i < N; i++)
+        x[i] = i % 7 == 3 ? -700.0 - (double)(i % 11) : rng_normal() * 3.0;
+    csm_layout L = csm_rows(1, N);
+    csm_softmax_f64(x, want, &L);
+    const unsigned int odd = 0x8040u | 0x4000u; /* FTZ, DAZ, round up */
+    int kept = 1, ran = 0;
+#pragma omp parallel num_threads(T)
+    _mm_setcsr(_mm_getcsr() | odd);
+    int rc = csm_softmax_f64_mt(x, got, &L, T);
+#pragma omp parallel num_threads(T) reduction(&& : kept) reduction(+ : ran)
+    {
+        kept = (_mm_getcsr() & 0xE040u) == odd;
+        ran = 1;
+        _mm_setcsr(_mm_getcsr() & ~0xE040u);
+    }
+    size_t tiny = 0;
+    for (size_t i = 0; i < N; i++)
+        tiny += want[i] > 0.0 && want[i] < 0x1p-1022;
+    char what[200];
+    snprintf(what, sizeof what,
+             "[%s] fp environment of %d pool threads: serial bits (%zu subnormal outputs), modes kept",
+             isa, ran, tiny);
+    global_check(rc == CSM_OK && kept && tiny > 1000 && memcmp(want, got, N * sizeof *x) == 0,
+                 what);
+    free(x);
+    free(want);
+    free(got);
+}
+#endif
+
+/* (h) rows whose other terms are all below 2^-1022 (a fuzzer finding of
+ * issue 7: the sum of subnormal terms was up to 405 ULP off): the maximum's
+ * log_softmax -T and the logsumexp T, in a row and in a column strip */
+static void check_tiny_terms(const char *isa)
+{
+    enum { K = 895, W = 3 };
+    static double x[K + 1], y[K + 1], cx[(K + 1) * W], cy[(K + 1) * W];
+    x[0] = 0.0;
+    for (int i = 1; i <= K; i++)
+        x[i] = -716.0;
+    for (int i = 0; i <= K; i++)
+        for (int j = 0; j < W; j++)
+            cx[i * W + j] = x[i];
+    long double T = (long double)K * expl(-716.0L);   /* log1p(T) = T to far below 1 ULP */
+    double want = (double)T;
+    csm_layout L = csm_rows(1, K + 1), Lr = csm_rows_reduced(1, K + 1);
+    double lse = 0.0, clse[W];
+    csm_log_softmax_f64(x, y, &L);
+    csm_logsumexp_f64(x, &lse, &Lr);
+    csm_layout C = {1, K + 1, W, 0, W, 1, 0, W, 1};   /* columns: x[n][inner] */
+    csm_log_softmax_f64(cx, cy, &C);
+    C.y_n = 0;
+    csm_logsumexp_f64(cx, clse, &C);
+    double spacing = 0x1p-1074;
+    int ok = fabs(-y[0] - want) <= 2 * spacing && fabs(lse - want) <= 2 * spacing;
+    for (int j = 0; j < W; j++)
+        ok &= cy[j] == y[0] && clse[j] == lse;
+    char what[160];
+    snprintf(what, sizeof what, "[%s] terms below 2^-1022: log_softmax %.17g logsumexp %.17g want %.17g",
+             isa, -y[0], lse, want);
+    global_check(ok, what);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 int main(void)
@@ -906,6 +1039,12 @@ int main(void)
     /* (f) */
     FOR_ISA(run_example());
     FOR_ISA(run_threads());
+    /* (g), (h) */
+    FOR_ISA(check_fpenv(S->name));
+#if defined(_OPENMP) && defined(__x86_64__)
+    FOR_ISA(check_fpenv_threads(S->name));
+#endif
+    FOR_ISA(check_tiny_terms(S->name));
 
     long npass = global_pass, nfail = global_fail;
     for (int k = 0; k < nisa; k++) {
