@@ -12,6 +12,7 @@ import sys
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,6 +69,44 @@ class BuildPyWithHeaders(build_py):
                 shutil.copy2(os.path.join(src, name), os.path.join(dst, name))
 
 
+def build_jobs():
+    """C files compiled at once: CSOFTMAX_BUILD_JOBS, else the usable CPUs."""
+    env = os.environ.get("CSOFTMAX_BUILD_JOBS", "")
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class BuildExtParallel(build_ext):
+    """Compiles the extension's C files in parallel (setuptools compiles the
+    files of one extension one after the other: 4 minutes on 2 cores instead
+    of 2): one compiler call per file, from a pool of threads, the kernel
+    files first (a minute each at -O3: one kernel body per instruction set,
+    specialized for every operation and dtype)."""
+
+    def build_extension(self, ext):
+        jobs = build_jobs()
+        if jobs < 2 or len(ext.sources) < 2:
+            return super().build_extension(ext)
+        serial = self.compiler.compile
+
+        def compile(sources, *args, **kwargs):
+            from concurrent.futures import ThreadPoolExecutor
+            sources = sorted(sources, key=lambda src: "kern_" not in os.path.basename(src))
+            with ThreadPoolExecutor(min(jobs, len(sources))) as pool:
+                parts = list(pool.map(lambda src: serial([src], *args, **kwargs), sources))
+            return [obj for part in parts for obj in part]
+
+        self.compiler.compile = compile
+        try:
+            super().build_extension(ext)
+        finally:
+            del self.compiler.compile    # the class's method again
+
+
 ext = Extension(
     "csoftmax._core",
     sources=SRC,
@@ -81,5 +120,5 @@ ext = Extension(
 
 setup(
     ext_modules=cythonize([ext], language_level=3),
-    cmdclass={"build_py": BuildPyWithHeaders},
+    cmdclass={"build_py": BuildPyWithHeaders, "build_ext": BuildExtParallel},
 )

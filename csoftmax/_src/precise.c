@@ -139,6 +139,29 @@ static double load(const void *x, ptrdiff_t off, int f32)
     return f32 ? (double)((const float *)x)[off] : ((const double *)x)[off];
 }
 
+/* logsumexp = m + T (log1p(T) = T - T^2/2: T^2 is below 2^-2000) when the
+ * terms' sum T is below 2^-1000 and cancels against the maximum m (so m is
+ * tiny too): the terms, and the low parts of the sum, are then subnormal,
+ * rounded on the 2^-1074 grid (dozens of spacings off, a fuzzer finding of
+ * issue 7). Redone with everything scaled by 2^600, in double-double, with
+ * the terms down to exp(-1100) (below -746 each is under a spacing, but not
+ * their sum); the result is rounded to the subnormal grid once, at the end. */
+static double tiny_cancel_scaled(const void *x, ptrdiff_t s, size_t n, int f32, double m)
+{
+    dd S = {0.0, 0.0};
+    for (size_t i = 0; i < n; i++) {
+        double xi = load(x, (ptrdiff_t)i * s, f32), k;
+        if (!(xi - m < 0.0 && xi - m >= -1100.0)) /* as csm_tiny_sum_scaled */
+            continue;
+        dd e = dd_add_d(expm1_reduced(two_sum(xi, -m), &k), 1.0); /* exp = e 2^k */
+        e.hi = ldexp(e.hi, (int)k + 600);                         /* k >= -1587 */
+        e.lo = ldexp(e.lo, (int)k + 600);
+        S = dd_add(S, e);
+    }
+    dd v = dd_add_d(S, ldexp(m, 600));                            /* exact scaling */
+    return ldexp(v.hi, -600);
+}
+
 double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, double m)
 {
     dd T = {0.0, 0.0};
@@ -155,6 +178,8 @@ double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, doub
     }
     if (count == 0.0)                          /* likewise: keeps T >= 0 */
         count = 1.0;
+    if (count == 1.0 && T.hi < 0x1p-1000)      /* then m is as tiny: see below */
+        return tiny_cancel_scaled(x, s, n, f32, m);
     T = dd_add_d(T, count - 1.0);
     dd L = dd_log1p(T);
     dd v = dd_add_d(L, m);

@@ -6,16 +6,20 @@ shape, values with special values at chosen places, a layout of slices with
 positive, negative and zero strides, transposed axes, a misaligned buffer,
 read-only), an axis (valid or not), keepdims, and an out (none, fresh, odd
 layout, x itself, a view overlapping x, wrong shape, dtype or type,
-read-only, self-overlapping). softmax, log_softmax and logsumexp are all
-called on it, and each call is checked:
+read-only, self-overlapping), and a num_threads (None, 1, 2, 3, 5 or an
+invalid one). The last two bytes choose num_threads and, rarely (a last byte
+of 0xFF), one axis of 16385 to 100003 elements, so that calls are split
+among threads (by rows, strips, or a long row's chunks). softmax,
+log_softmax and logsumexp are all called on it, and each call is checked:
 
 * the error contract: the error is predicted from the documented rules
   (dtype, then axis, then out), and the call must raise exactly that type
   with a message starting "<function>: ", or succeed when none is
   predicted; on error x and out's whole buffer are unchanged byte for byte;
 * the result: the right type, shape and dtype, out itself when given,
-  bitwise equal to the result on a C-contiguous copy of x without out
-  (layout independence, in place and overlap included), no byte written
+  bitwise equal to the result on a C-contiguous copy of x without out and
+  with num_threads=1 (layout and thread-count independence, in place and
+  overlap included), no byte written
   outside out, x unchanged unless out overlaps it; and that result within
   the documented ULP bounds of csoftmax._reference (float16/32/64).
 
@@ -47,7 +51,7 @@ NAMES = ("softmax", "log_softmax", "logsumexp")
 FUNCS = (csoftmax.softmax, csoftmax.log_softmax, csoftmax.logsumexp)
 REFS = (_reference.softmax, _reference.log_softmax, _reference.logsumexp)
 ULP = {"softmax": 4, "log_softmax": 4, "logsumexp": 2}     # float64; float32/16: 1
-STATS = {"inputs": 0, "calls": 0, "ok": 0, "errors": 0}
+STATS = {"inputs": 0, "calls": 0, "ok": 0, "errors": 0, "big": 0}
 
 
 class Source:
@@ -85,6 +89,15 @@ BAD = [np.dtype(np.complex64), np.dtype(np.complex128), np.dtype(object), np.dty
        np.dtype("S3"), np.dtype("M8[s]"), np.dtype("m8[s]"), np.dtype("V8"),
        np.dtype([("a", "f8"), ("b", "f4")])]
 DIMS = [0, 1, 1, 2, 2, 3, 3, 4, 5, 7, 8, 9, 16, 17, 33, 130]
+BIG_DIMS = [16385, 40000, 65537, 100003]     # past the thread grain (32768 elements)
+THREADS = [None, 1, 2, 3, 5]
+BAD_THREADS = [(0, ValueError), (-1, ValueError), (2.0, TypeError), (True, TypeError),
+               ("2", TypeError), (np.int64(2), None)]      # the last one is valid
+
+
+def thread_choice(b):
+    """(num_threads, the exception it must raise or None) from one byte."""
+    return (THREADS[b % len(THREADS)], None) if b < 250 else BAD_THREADS[b - 250]
 
 
 def specials(dt):
@@ -191,9 +204,12 @@ def build_axis(src, nd):
     return tuple(range(nd))
 
 
-def expected_error(op, x, axis, out, keepdims):
+def expected_error(op, x, axis, out, keepdims, nt_exc=None):
     """(exception type, result dtype, result shape) by the documented rules;
-    the type is None when the call must succeed."""
+    the type is None when the call must succeed. num_threads is checked
+    first (nt_exc: the error it raises, if any)."""
+    if nt_exc is not None:
+        return nt_exc, None, None
     dt = x.dtype
     if isinstance(axis, str) and axis == "default":
         axis = -1
@@ -357,17 +373,6 @@ def check_reference(op, xc, axis, keepdims, want):
     assert np.all(np.isfinite(got[fin])), f"{NAMES[op]}: non-finite {got} vs {ref}"
     bound = ULP[NAMES[op]] if rdt == np.float64 else 1
     d = ulps(got[fin], ref[fin], rdt)
-    if op == 2 and rdt == np.float64:
-        # KNOWN, not fixed (issue 7 report; a strict xfail in
-        # tests/test_fuzz_corpus.py): logsumexp cancelling below 2**-1000
-        # (the double-double path's low parts are subnormal there) is off
-        # by up to a few dozen subnormal spacings; accepted here up to an
-        # absolute 2**-1060 (2**14 spacings), and counted
-        with np.errstate(all="ignore"):
-            tiny = np.abs(got[fin].astype(np.float64) - ref[fin].astype(np.float64)) <= 2.0**-1060
-        STATS["tiny_abs_accepted"] = STATS.get("tiny_abs_accepted", 0) + int(
-            np.count_nonzero(tiny & (d > bound)))
-        d = np.where(tiny, 0, d)
     if op == 2:
         # the twin's own error where m + log1p(T) cancels (long double is
         # 80-bit on x86): 8 (|m| + |result|) eps_longdouble, m the row's max
@@ -419,8 +424,8 @@ def close_within_bounds(op, got, want, xc, axis, keepdims):
     assert d.max() <= bound, f"{NAMES[op]}: {d.max()} ULP between memory and C order"
 
 
-def call(op, x, axis, keepdims, out):
-    kw = {}
+def call(op, x, axis, keepdims, out, nt=None):
+    kw = {} if nt is None else {"num_threads": nt}
     if not (isinstance(axis, str) and axis == "default"):
         kw["axis"] = axis
     if op == 2 and keepdims:
@@ -430,8 +435,9 @@ def call(op, x, axis, keepdims, out):
     return FUNCS[op](x, **kw)
 
 
-def check_one(src, op, x0, axis, keepdims):
+def check_one(src, op, x0, axis, keepdims, threads=(None, None)):
     name = NAMES[op]
+    nt, nt_exc = threads
     exc, rdt, rshape = expected_error(op, x0, axis, None, keepdims)
     x = x0
     out, obuf, okind = build_out(src, op, x, rdt, rshape)
@@ -443,7 +449,7 @@ def check_one(src, op, x0, axis, keepdims):
             out = None
         if out is None:
             x, okind = x0, "none"
-    exc, rdt, rshape = expected_error(op, x, axis, out, keepdims)
+    exc, rdt, rshape = expected_error(op, x, axis, out, keepdims, nt_exc)
     xc = np.array(x, copy=True, order="C")
     x_before = snapshot(x) if x.dtype.kind != "O" else None
     out_before = snapshot(obuf if obuf is not None else out) \
@@ -451,7 +457,7 @@ def check_one(src, op, x0, axis, keepdims):
     shares = isinstance(out, np.ndarray) and np.shares_memory(x, out)
     STATS["calls"] += 1
     try:
-        res = call(op, x, axis, keepdims, out)
+        res = call(op, x, axis, keepdims, out, nt)
     except (TypeError, ValueError, MemoryError) as e:
         STATS["errors"] += 1
         assert exc is not None, f"{name}: unexpected {type(e).__name__}: {e} " \
@@ -466,7 +472,7 @@ def check_one(src, op, x0, axis, keepdims):
         return
     STATS["ok"] += 1
     assert exc is None, f"{name}: no error, expected {exc.__name__} (x {x.dtype} {x.shape}, " \
-        f"axis {axis!r}, out {okind})"
+        f"axis {axis!r}, out {okind}, num_threads {nt!r})"
     if out is not None:
         assert res is out, f"{name}: did not return out"
     r = np.asarray(res)
@@ -475,7 +481,7 @@ def check_one(src, op, x0, axis, keepdims):
         assert isinstance(res, np.generic), f"{name}: 0-d result is {type(res)}"
     if not shares and x_before is not None:
         assert snapshot(x) == x_before, f"{name}: x changed"
-    want = call(op, xc, axis, keepdims, None)
+    want = call(op, xc, axis, keepdims, None, 1)
     if walk_order_differs(x, axis) and r.dtype.itemsize <= 8 and rdt.kind == "f":
         # several reduced axes walked in memory order, not in C order (a
         # Fortran array, permuted axes: documented): the sums are taken in
@@ -483,7 +489,8 @@ def check_one(src, op, x0, axis, keepdims):
         close_within_bounds(op, r, want, xc, axis, keepdims)
     else:
         assert same_values(r, want), f"{name}: not bitwise equal to the contiguous result " \
-            f"(x {x.dtype} {x.shape} {x.strides}, axis {axis!r}, out {okind})\n{r}\n{want}"
+            f"(x {x.dtype} {x.shape} {x.strides}, axis {axis!r}, out {okind}, " \
+            f"num_threads {nt!r})\n{r}\n{want}"
     if obuf is not None:                         # nothing written beside out
         mask = np.zeros(obuf.size, bool)
         start = out.__array_interface__["data"][0] - obuf.__array_interface__["data"][0]
@@ -496,18 +503,29 @@ def run_one(data):
     """The property check for one input (raises AssertionError on a bug)."""
     STATS["inputs"] += 1
     src = Source(data)
+    tail = bytes(data[-2:]).rjust(2, b"\0")
+    threads = thread_choice(tail[0])
     dt = src.pick(GOOD) if src.int(8) else src.pick(BAD)
     nd = src.int(5)
     shape = [src.pick(DIMS) for _ in range(nd)]
-    while int(np.prod(shape, dtype=np.int64)) > 4096:
-        shape[int(np.argmax(shape))] //= 2
+    big = -1
+    if tail[1] == 0xFF and nd:                   # rare: large enough for threads
+        nd = min(nd, 2)                          # (strided bases stay small)
+        shape = shape[:nd]
+        big = tail[0] % nd
+        shape[big] = BIG_DIMS[tail[0] % len(BIG_DIMS)]
+        STATS["big"] += 1
+    cap = 4096 if big < 0 else 1 << 18
+    while int(np.prod(shape, dtype=np.int64)) > cap:
+        other = [i for i in range(nd) if i != big]
+        shape[max(other, key=lambda i: shape[i])] //= 2
     shape = tuple(shape)
     values = build_values(src, shape, dt)
     x, _ = build_x(src, shape, dt, values)
     axis = build_axis(src, nd)
     keepdims = bool(src.flag())
     for op in (0, 1, 2):
-        check_one(src, op, x, axis, keepdims)
+        check_one(src, op, x, axis, keepdims, threads)
 
 
 def _replay(paths):
@@ -525,7 +543,8 @@ def _replay(paths):
             print(f"FAILED on {f}", flush=True)
             raise
     print(f"replayed {len(files)} inputs ({STATS['calls']} calls: {STATS['ok']} results, "
-          f"{STATS['errors']} errors as expected): ok")
+          f"{STATS['errors']} errors as expected; {STATS['big']} inputs large enough for "
+          f"threads): ok")
 
 
 def main(argv):
