@@ -971,6 +971,15 @@ static void check_tiny_terms(const char *isa)
     snprintf(what, sizeof what, "[%s] terms below 2^-1022: log_softmax %.17g logsumexp %.17g want %.17g",
              isa, -y[0], lse, want);
     global_check(ok, what);
+    /* logsumexp = m + T cancelling below 2^-1000 (the fuzzer's second
+     * finding): m + exp(-704) is a subnormal; T^2 and m^2 are far below it */
+    double z[2] = {-1.80586275e-306, -704.0}, zl = 0.0;
+    Lr = csm_rows_reduced(1, 2);
+    csm_logsumexp_f64(z, &zl, &Lr);
+    double zwant = (double)((long double)z[0] + expl(-704.0L));
+    snprintf(what, sizeof what, "[%s] cancelling below 2^-1000: logsumexp %.17g want %.17g", isa,
+             zl, zwant);
+    global_check(fabs(zl - zwant) <= spacing && zwant != 0.0 && fabs(zwant) < 0x1p-1022, what);
 }
 
 /* ---- main ------------------------------------------------------------------ */

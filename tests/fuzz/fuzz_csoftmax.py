@@ -21,7 +21,8 @@ log_softmax and logsumexp are all called on it, and each call is checked:
   with num_threads=1 (layout and thread-count independence, in place and
   overlap included), no byte written
   outside out, x unchanged unless out overlaps it; and that result within
-  the documented ULP bounds of csoftmax._reference (float16/32/64).
+  the documented ULP bounds of csoftmax._reference (float16/32/64; inputs
+  of up to 4096 elements: the large ones are checked bitwise only).
 
 Usage, from the repository root with the extension built in place (or
 installed):
@@ -496,7 +497,8 @@ def check_one(src, op, x0, axis, keepdims, threads=(None, None)):
         start = out.__array_interface__["data"][0] - obuf.__array_interface__["data"][0]
         as_strided(mask[start:], out.shape + (out.itemsize,), out.strides + (1,))[...] = True
         assert np.all(obuf[~mask] == 0xA5), f"{name}: bytes written outside out"
-    check_reference(op, xc, axis, keepdims, want)
+    if xc.size <= 4096:   # large inputs: the twin would take 80% of the time; their
+        check_reference(op, xc, axis, keepdims, want)   # check is bitwise, against 1 thread
 
 
 def run_one(data):
