@@ -20,6 +20,8 @@
 #             values at every position; the verdict is valgrind's exit code 99
 #   leaks     tests/leak_check.py: 1e5 calls per function and path, traced
 #             memory, RSS and refcounts (plain build)
+# HARDEN_ASAN_ISAS="scalar avx2" (default): the ISAs the asan stage reruns
+# its subset under (.ci/run: scalar only; valgrind runs the avx2 kernels).
 # HARDEN_REUSE=1 (by hand): keep the builds of a previous run in $HARDEN_WORK.
 # HARDEN_PLAIN=installed (.ci/run): fuzz, valgrind and leaks use the installed
 # csoftmax (built from this tree by `pip install .`) instead of a new build.
@@ -133,7 +135,7 @@ if has asan && [ $asan_ready = 1 ]; then
         tee "$WORK/asan.log" | tail -n 25 || rc=1
     detail=$(grep -E '^[0-9]+ (passed|failed)' "$WORK/asan.log" | tail -1 || true)
     # the scalar (and avx2) kernels too, on the error-path and special-value tests
-    for isa in scalar avx2; do
+    for isa in ${HARDEN_ASAN_ISAS-scalar avx2}; do
         (cd "$WORK/asan" && CSOFTMAX_ISA=$isa "${SAN_ENV[@]}" "$PY" -c \
             "import csoftmax, sys; sys.exit(csoftmax.isa_info()['active'] != '$isa')") 2>/dev/null || continue
         (cd "$WORK/asan" && CSOFTMAX_ISA=$isa "${SAN_ENV[@]}" "$PY" "${PYTEST[@]}" \
@@ -189,9 +191,10 @@ fi
 if has valgrind && [ $plain_ready = 1 ]; then
     t=$SECONDS
     rc=0
-    # valgrind hides AVX-512 from the CPU: the avx2 kernels run (scalar: the asan stage)
+    # valgrind hides AVX-512 from the CPU: the avx2 kernels run (scalar: the asan stage);
+    # --track-origins=yes (twice the time) to find where an uninitialised value came from
     (cd "$WORK/plain" && PYTHONMALLOC=malloc valgrind --tool=memcheck --error-exitcode=99 \
-        --leak-check=no --track-origins=yes --num-callers=30 \
+        --leak-check=no --track-origins=no --num-callers=30 \
         --suppressions="$ROOT/.ci/valgrind-python.supp" \
         "$PY" -m pytest -q -p no:cacheprovider -p no:hypothesispytest \
         "tests/test_fuzz_corpus.py::test_corpus_input" tests/test_short_rows.py \
