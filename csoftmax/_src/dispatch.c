@@ -196,12 +196,7 @@ int csm_last_team(void)
 #define ENTRY(name, T)                                                                       \
     int csm_##name(const T *x, T *y, const csm_layout *L)                                    \
     {                                                                                        \
-        if (bad_args(x, y, L))                                                               \
-            return CSM_EINVAL;                                                               \
-        csm_fpstate fp = csm_fp_enter();                                                     \
-        int rc = active->name(x, y, L, 1);                                                   \
-        csm_fp_leave(fp);                                                                    \
-        return rc;                                                                           \
+        return csm_##name##_mt(x, y, L, 1);                                                  \
     }                                                                                        \
     int csm_##name##_mt(const T *x, T *y, const csm_layout *L, int threads)                  \
     {                                                                                        \

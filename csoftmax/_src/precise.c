@@ -139,27 +139,25 @@ static double load(const void *x, ptrdiff_t off, int f32)
     return f32 ? (double)((const float *)x)[off] : ((const double *)x)[off];
 }
 
-/* logsumexp = m + T (log1p(T) = T - T^2/2: T^2 is below 2^-2000) when the
- * terms' sum T is below 2^-1000 and cancels against the maximum m (so m is
- * tiny too): the terms, and the low parts of the sum, are then subnormal,
- * rounded on the 2^-1074 grid (dozens of spacings off, a fuzzer finding of
- * issue 7). Redone with everything scaled by 2^600, in double-double, with
- * the terms down to exp(-1100) (below -746 each is under a spacing, but not
- * their sum); the result is rounded to the subnormal grid once, at the end. */
-static double tiny_cancel_scaled(const void *x, ptrdiff_t s, size_t n, int f32, double m)
+/* sum of exp(x_i - m) 2^600 over the entries below the maximum m, in
+ * double-double: scaled, terms that are subnormal (below 2^-1022) are normal
+ * numbers here. The maxima, -inf and NaN (x_i > m only under concurrent
+ * writes) are not terms; below -1100 a term is < 2^-1587: nothing (but
+ * terms below -746, each under a subnormal spacing, are kept: their sum may
+ * not be). */
+static dd scaled_sum(const void *x, ptrdiff_t s, size_t n, int f32, double m)
 {
     dd S = {0.0, 0.0};
     for (size_t i = 0; i < n; i++) {
         double xi = load(x, (ptrdiff_t)i * s, f32), k;
-        if (!(xi - m < 0.0 && xi - m >= -1100.0)) /* as csm_tiny_sum_scaled */
+        if (!(xi - m < 0.0 && xi - m >= -1100.0))
             continue;
         dd e = dd_add_d(expm1_reduced(two_sum(xi, -m), &k), 1.0); /* exp = e 2^k */
         e.hi = ldexp(e.hi, (int)k + 600);                         /* k >= -1587 */
         e.lo = ldexp(e.lo, (int)k + 600);
         S = dd_add(S, e);
     }
-    dd v = dd_add_d(S, ldexp(m, 600));                            /* exact scaling */
-    return ldexp(v.hi, -600);
+    return S;
 }
 
 double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, double m)
@@ -178,8 +176,15 @@ double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, doub
     }
     if (count == 0.0)                          /* likewise: keeps T >= 0 */
         count = 1.0;
-    if (count == 1.0 && T.hi < 0x1p-1000)      /* then m is as tiny: see below */
-        return tiny_cancel_scaled(x, s, n, f32, m);
+    if (count == 1.0 && T.hi < 0x1p-1000) {
+        /* logsumexp = m + T (log1p(T) = T - T^2/2, T^2 below 2^-2000)
+         * cancelling, so m is as tiny: the terms and the low parts of T are
+         * subnormal, rounded on the 2^-1074 grid (dozens of spacings off, a
+         * fuzzer finding of issue 7). Redone scaled by 2^600 and rounded to
+         * the subnormal grid once, at the end. */
+        dd v = dd_add_d(scaled_sum(x, s, n, f32, m), ldexp(m, 600)); /* exact scaling */
+        return ldexp(v.hi, -600);
+    }
     T = dd_add_d(T, count - 1.0);
     dd L = dd_log1p(T);
     dd v = dd_add_d(L, m);
@@ -188,19 +193,5 @@ double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, doub
 
 double csm_tiny_sum_scaled(const void *x, ptrdiff_t s, size_t n, int f32, double m)
 {
-    double sum = 0.0, c = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double xi = load(x, (ptrdiff_t)i * s, f32);
-        /* the maxima, -inf and NaN (x_i > m only under concurrent writes)
-         * are not terms; below -1100 a term is < 2^-1587: nothing */
-        if (!(xi - m < 0.0 && xi - m >= -1100.0))
-            continue;
-        double k;
-        dd e = dd_add_d(expm1_reduced(two_sum(xi, -m), &k), 1.0); /* exp = e 2^k */
-        double v = ldexp(e.hi, (int)k + 600);                     /* normal: k >= -1587 */
-        double t = sum + v;                                       /* Neumaier */
-        c += fabs(sum) >= v ? (sum - t) + v : (v - t) + sum;
-        sum = t;
-    }
-    return sum + c;
+    return scaled_sum(x, s, n, f32, m).hi;
 }

@@ -21,7 +21,7 @@ double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, doub
  * 2^600, for float64 rows whose T is below 2^-1000 (issue 7, a fuzzer
  * finding): the kernels' terms are then below the normal range, rounded on
  * the subnormal grid (a few dozen spacings off in the sum); here each term
- * is a normal number exp(x_i - m) 2^600, summed with compensation. Then
+ * is a normal number exp(x_i - m) 2^600, summed in double-double. Then
  * log1p(T) = T to double precision: L = csm_tiny_sum_scaled(...) * 2^-600,
  * rounded once. */
 double csm_tiny_sum_scaled(const void *x, ptrdiff_t s, size_t n, int f32, double m);
