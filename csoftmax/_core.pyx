@@ -298,96 +298,139 @@ cdef bint _self_overlapping(object a):
 
 # ---------------------------------------------------------------- layout
 
+DEF MAXOP = 6     # operands of one call: x, y and the extras of issue 8
+
+
 cdef struct Plan:
-    csm_layout L
+    csm_layout L                   # operands 0 (x) and 1 (y), as the kernels take them
+    int nops
+    Py_ssize_t so[MAXOP]           # per operand: element strides along outer, n, inner
+    Py_ssize_t sn[MAXOP]
+    Py_ssize_t si[MAXOP]
     int nbatch
     Py_ssize_t bshape[MAXDIM]
-    Py_ssize_t bxs[MAXDIM]      # batch strides in bytes
-    Py_ssize_t bys[MAXDIM]
+    Py_ssize_t bs[MAXOP][MAXDIM]   # per operand: batch strides in bytes
 
 
-cdef bint _plan(Plan *P, object xa, object ya, list red, int op) except -1:
-    """Describe xa (and ya, the output: x's shape for softmax and
-    log_softmax, the kept axes only for logsumexp) as batch x [outer][n][inner].
-    Returns False when the reduced axes do not collapse to one stride."""
-    cdef int nd = xa.ndim, i, j, k, nr = 0, nk = 0
-    cdef Py_ssize_t isz = xa.itemsize
+cdef bint _plan_ops(Plan *P, object shape, list strides, list itemsizes,
+                    list red) except -1:
+    """Describe operands of one geometry `shape` (x's) as batch x
+    [outer][n][inner]. strides[k]: operand k's byte strides along every axis
+    of `shape` (0 along broadcast axes, and along the reduced axes for an
+    output that has none); itemsizes[k]: its element size. Axes merge only
+    where they merge for every operand; operand 0 (x) decides which axes
+    are outer and inner. False when the reduced axes do not collapse to one
+    stride, or a stride is not a whole number of elements."""
+    cdef int nd = len(shape), nops = len(strides), i, j, k, nr = 0, nk = 0, ng = 0
     cdef Py_ssize_t sh[MAXDIM]
-    cdef Py_ssize_t xs[MAXDIM]
-    cdef Py_ssize_t ys[MAXDIM]
+    cdef Py_ssize_t st[MAXOP][MAXDIM]
+    cdef Py_ssize_t gsh[MAXDIM]
+    cdef Py_ssize_t gst[MAXOP][MAXDIM]
     cdef int R[MAXDIM]
     cdef int K[MAXDIM]
-    xshape, xstr, ystr = xa.shape, xa.strides, ya.strides
-    for s in xstr + ystr:            # element strides only
-        if s % isz:
-            return False
-    k = 0
+    cdef bint ok
+    if nops > MAXOP:
+        raise ValueError("internal: too many operands")
+    P.nops = nops
+    for k in range(nops):
+        isz = itemsizes[k]
+        for i in range(nd):
+            s = strides[k][i]
+            if s % isz:
+                return False
+            st[k][i] = s // isz
     for i in range(nd):
-        sh[i] = xshape[i]
-        xs[i] = xstr[i] // isz
-        if i in red:
-            ys[i] = ystr[i] // isz if op != OP_LOGSUMEXP else 0
-            if sh[i] > 1:
+        sh[i] = shape[i]
+        if sh[i] > 1:
+            if i in red:
                 R[nr] = i
                 nr += 1
-        else:
-            ys[i] = ystr[k if op == OP_LOGSUMEXP else i] // isz
-            k += 1
-            if sh[i] > 1:
+            else:
                 K[nk] = i
                 nk += 1
     # sort both lists by |x stride|, largest first (insertion sort; tiny)
-    _sort_axes(R, nr, xs)
-    _sort_axes(K, nk, xs)
+    _sort_axes(R, nr, st[0])
+    _sort_axes(K, nk, st[0])
     # the reduced axes must merge into one
-    cdef Py_ssize_t n = 1, xsn = 0, ysn = 0
+    cdef Py_ssize_t n = 1
+    for k in range(nops):
+        P.sn[k] = 0
     for j in range(nr):
         i = R[j]
-        if j > 0 and (xs[R[j - 1]] != xs[i] * sh[i] or
-                      (op != OP_LOGSUMEXP and ys[R[j - 1]] != ys[i] * sh[i])):
-            return False
+        if j > 0:
+            for k in range(nops):
+                if st[k][R[j - 1]] != st[k][i] * sh[i]:
+                    return False
         n *= sh[i]
-        xsn = xs[i]
-        ysn = ys[i]
+        for k in range(nops):
+            P.sn[k] = st[k][i]
     # the kept axes merge into groups; the last group has the smallest stride
-    cdef int ng = 0
-    cdef Py_ssize_t gsh[MAXDIM]
-    cdef Py_ssize_t gxs[MAXDIM]
-    cdef Py_ssize_t gys[MAXDIM]
     for j in range(nk):
         i = K[j]
-        if ng > 0 and gxs[ng - 1] == xs[i] * sh[i] and gys[ng - 1] == ys[i] * sh[i]:
+        ok = ng > 0
+        if ok:
+            for k in range(nops):
+                if gst[k][ng - 1] != st[k][i] * sh[i]:
+                    ok = False
+                    break
+        if ok:
             gsh[ng - 1] *= sh[i]
-            gxs[ng - 1] = xs[i]
-            gys[ng - 1] = ys[i]
+            for k in range(nops):
+                gst[k][ng - 1] = st[k][i]
         else:
             gsh[ng] = sh[i]
-            gxs[ng] = xs[i]
-            gys[ng] = ys[i]
+            for k in range(nops):
+                gst[k][ng] = st[k][i]
             ng += 1
     P.L.n = n
-    P.L.x_n = xsn
-    P.L.y_n = ysn
     P.L.inner = 1
-    P.L.x_inner = P.L.y_inner = 0
-    if ng > 0 and (n == 1 or _abs(gxs[ng - 1]) < _abs(xsn)):
+    for k in range(nops):
+        P.si[k] = 0
+        P.so[k] = 0
+    if ng > 0 and (n == 1 or _abs(gst[0][ng - 1]) < _abs(P.sn[0])):
         ng -= 1
         P.L.inner = gsh[ng]
-        P.L.x_inner = gxs[ng]
-        P.L.y_inner = gys[ng]
+        for k in range(nops):
+            P.si[k] = gst[k][ng]
     P.L.outer = 1
-    P.L.x_outer = P.L.y_outer = 0
     if ng > 0:
         ng -= 1
         P.L.outer = gsh[ng]
-        P.L.x_outer = gxs[ng]
-        P.L.y_outer = gys[ng]
+        for k in range(nops):
+            P.so[k] = gst[k][ng]
     P.nbatch = ng
     for j in range(ng):
         P.bshape[j] = gsh[j]
-        P.bxs[j] = gxs[j] * isz
-        P.bys[j] = gys[j] * isz
+        for k in range(nops):
+            P.bs[k][j] = gst[k][j] * <Py_ssize_t>itemsizes[k]
+    P.L.x_outer, P.L.x_n, P.L.x_inner = P.so[0], P.sn[0], P.si[0]
+    if nops > 1:
+        P.L.y_outer, P.L.y_n, P.L.y_inner = P.so[1], P.sn[1], P.si[1]
     return True
+
+
+cdef tuple _out_strides(object ya, list red, bint reduced):
+    """Byte strides of the output ya along every axis of x's geometry: ya's
+    own, or for a reduced output (the kept axes only) 0 along the reduced ones."""
+    if not reduced:
+        return ya.strides
+    cdef list st = []
+    cdef int k = 0
+    ys = ya.strides
+    for i in range(ya.ndim + len(red)):
+        if i in red:
+            st.append(0)
+        else:
+            st.append(ys[k])
+            k += 1
+    return tuple(st)
+
+
+cdef bint _plan(Plan *P, object xa, object ya, list red, int op) except -1:
+    """x and its output y (x's shape for softmax and log_softmax, the kept
+    axes only for logsumexp) as batch x [outer][n][inner] (see _plan_ops)."""
+    return _plan_ops(P, xa.shape, [xa.strides, _out_strides(ya, red, op == OP_LOGSUMEXP)],
+                     [xa.itemsize, ya.itemsize], red)
 
 
 cdef inline Py_ssize_t _abs(Py_ssize_t v) noexcept nogil:
@@ -421,29 +464,45 @@ cdef int _kernel(int op, bint f32, const char *x, char *y, const csm_layout *L,
     return csm_logsumexp_f64_mt(<const double *>x, <double *>y, L, nt)
 
 
-cdef int _execute(int op, bint f32, const char *x, char *y, Plan *P, int nt) noexcept nogil:
-    """Runs the kernel over every batch entry (odometer over batch dims)."""
+# One kernel call over one batch entry: ptrs[k] points at operand k's
+# element (0, 0, 0) of the entry, P describes the geometry and the strides.
+ctypedef int (*_call_fn)(void *ctx, char **ptrs, const Plan *P, int nt) noexcept nogil
+
+
+cdef int _execute_ops(_call_fn fn, void *ctx, char **ptrs, Plan *P, int nt) noexcept nogil:
+    """Runs fn over every batch entry (odometer over the batch dims),
+    advancing every operand's pointer; stops at the first error code."""
     cdef Py_ssize_t idx[MAXDIM]
-    cdef int k, rc
+    cdef int k, q, rc
     for k in range(P.nbatch):
         idx[k] = 0
     while True:
-        rc = _kernel(op, f32, x, y, &P.L, nt)
+        rc = fn(ctx, ptrs, P, nt)
         if rc != CSM_OK:
             return rc
         k = P.nbatch - 1
         while k >= 0:
             idx[k] += 1
-            x += P.bxs[k]
-            y += P.bys[k]
+            for q in range(P.nops):
+                ptrs[q] += P.bs[q][k]
             if idx[k] < P.bshape[k]:
                 break
-            x -= P.bxs[k] * P.bshape[k]
-            y -= P.bys[k] * P.bshape[k]
+            for q in range(P.nops):
+                ptrs[q] -= P.bs[q][k] * P.bshape[k]
             idx[k] = 0
             k -= 1
         if k < 0:
             return CSM_OK
+
+
+cdef struct _OpCtx:
+    int op
+    bint f32
+
+
+cdef int _call_op(void *ctx, char **ptrs, const Plan *P, int nt) noexcept nogil:
+    cdef _OpCtx *c = <_OpCtx *>ctx
+    return _kernel(c.op, c.f32, ptrs[0], ptrs[1], &P.L, nt)
 
 
 cdef object _compute_native(int op, object xa, list red, object y, str name, int nt):
@@ -453,8 +512,6 @@ cdef object _compute_native(int op, object xa, list red, object y, str name, int
     cdef Plan P
     cdef int rc
     cdef bint f32 = xa.dtype.itemsize == 4
-    cdef const char *xp
-    cdef char *yp
     if not _plan(&P, xa, y, red, op):
         # reduced axes that do not collapse (or odd strides): one copy with
         # the reduced axes last and contiguous, computed into a scratch output
@@ -470,10 +527,14 @@ cdef object _compute_native(int op, object xa, list red, object y, str name, int
             _compute_native(op, xc, list(range(len(keep), xa.ndim)), yc, name, nt)
             y[...] = yc.transpose(np.argsort(perm))
         return y
-    xp = <const char *>cnp.PyArray_DATA(xa)
-    yp = <char *>cnp.PyArray_DATA(y)
+    cdef char *ptrs[2]
+    ptrs[0] = <char *>cnp.PyArray_DATA(xa)
+    ptrs[1] = <char *>cnp.PyArray_DATA(y)
+    cdef _OpCtx ctx
+    ctx.op = op
+    ctx.f32 = f32
     with nogil:
-        rc = _execute(op, f32, xp, yp, &P, nt)
+        rc = _execute_ops(_call_op, &ctx, ptrs, &P, nt)
     if rc != CSM_OK:
         raise RuntimeError(f"{name}: internal error {rc} from the C kernel")
     return y

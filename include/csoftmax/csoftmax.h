@@ -88,6 +88,16 @@ typedef struct csm_layout {
     ptrdiff_t y_outer, y_n, y_inner; /* element strides of y (y_n unused by logsumexp) */
 } csm_layout;
 
+/* A further operand of the extended kernels (gradients, cross-entropy,
+ * masks, weights): its base pointer (element (0, 0, 0)) and its element
+ * strides in the call's [outer][n][inner] geometry, 0 along the axes it is
+ * broadcast over (a per-row operand has n == 0). Its element type is the
+ * kernel's unless the kernel says otherwise. */
+typedef struct csm_operand {
+    const void *p;
+    ptrdiff_t outer, n, inner;
+} csm_operand;
+
 /* Layout of `rows` contiguous rows of length `n`, x and y both C-contiguous:
  * softmax or log_softmax over the last axis of a (rows, n) array.
  *   rows  number of rows (outer); n  length of each row. */
