@@ -16,12 +16,12 @@
 #endif
 
 typedef struct {
-    csm_f32_mt_fn softmax_f32;
-    csm_f64_mt_fn softmax_f64;
-    csm_f32_mt_fn log_softmax_f32;
-    csm_f64_mt_fn log_softmax_f64;
-    csm_f32_mt_fn logsumexp_f32;
-    csm_f64_mt_fn logsumexp_f64;
+    csm_f32_ex_fn softmax_f32;
+    csm_f64_ex_fn softmax_f64;
+    csm_f32_ex_fn log_softmax_f32;
+    csm_f64_ex_fn log_softmax_f64;
+    csm_f32_ex_fn logsumexp_f32;
+    csm_f64_ex_fn logsumexp_f64;
     void (*exp_nonpos_f64)(const double *, double *, size_t);
 } kernel_set;
 
@@ -193,17 +193,29 @@ int csm_last_team(void)
 
 /* the kernels run in the IEEE default environment; the caller's is given
  * back unchanged, exception flags included (fpenv.h) */
+/* options the kernels accept: a temperature in [2^-1000, 2^1000] (NaN
+ * fails the test) */
+static int bad_options(const csm_options *opt)
+{
+    return opt != NULL && !(opt->temperature >= 0x1p-1000 && opt->temperature <= 0x1p1000);
+}
+
 #define ENTRY(name, T)                                                                       \
     int csm_##name(const T *x, T *y, const csm_layout *L)                                    \
     {                                                                                        \
-        return csm_##name##_mt(x, y, L, 1);                                                  \
+        return csm_##name##_ex(x, y, L, NULL, 1);                                            \
     }                                                                                        \
     int csm_##name##_mt(const T *x, T *y, const csm_layout *L, int threads)                  \
     {                                                                                        \
-        if (bad_args(x, y, L))                                                               \
+        return csm_##name##_ex(x, y, L, NULL, threads);                                      \
+    }                                                                                        \
+    int csm_##name##_ex(const T *x, T *y, const csm_layout *L, const csm_options *opt,       \
+                        int threads)                                                         \
+    {                                                                                        \
+        if (bad_args(x, y, L) || bad_options(opt))                                           \
             return CSM_EINVAL;                                                               \
         csm_fpstate fp = csm_fp_enter();                                                     \
-        int rc = active->name(x, y, L, threads);                                             \
+        int rc = active->name(x, y, L, opt, threads);                                        \
         csm_fp_leave(fp);                                                                    \
         return rc;                                                                           \
     }
@@ -240,6 +252,12 @@ static const csm_api api = {
     csm_logsumexp_f32_mt,
     csm_logsumexp_f64_mt,
     csm_default_threads,
+    csm_softmax_f32_ex,
+    csm_softmax_f64_ex,
+    csm_log_softmax_f32_ex,
+    csm_log_softmax_f64_ex,
+    csm_logsumexp_f32_ex,
+    csm_logsumexp_f64_ex,
 };
 
 const csm_api *csm_get_api(void)

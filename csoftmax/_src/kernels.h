@@ -13,13 +13,20 @@
 #define CSM_HIDDEN
 #endif
 
+/* (x, y, L, opt, threads): opt NULL or checked by the entry point */
 #define CSM_DECLARE_ISA(isa)                                                                  \
-    CSM_HIDDEN int csm_softmax_f32_##isa(const float *, float *, const csm_layout *, int);         \
-    CSM_HIDDEN int csm_softmax_f64_##isa(const double *, double *, const csm_layout *, int);       \
-    CSM_HIDDEN int csm_log_softmax_f32_##isa(const float *, float *, const csm_layout *, int);     \
-    CSM_HIDDEN int csm_log_softmax_f64_##isa(const double *, double *, const csm_layout *, int);   \
-    CSM_HIDDEN int csm_logsumexp_f32_##isa(const float *, float *, const csm_layout *, int);       \
-    CSM_HIDDEN int csm_logsumexp_f64_##isa(const double *, double *, const csm_layout *, int);  \
+    CSM_HIDDEN int csm_softmax_f32_##isa(const float *, float *, const csm_layout *,             \
+                                         const csm_options *, int);                            \
+    CSM_HIDDEN int csm_softmax_f64_##isa(const double *, double *, const csm_layout *,           \
+                                         const csm_options *, int);                            \
+    CSM_HIDDEN int csm_log_softmax_f32_##isa(const float *, float *, const csm_layout *,         \
+                                             const csm_options *, int);                        \
+    CSM_HIDDEN int csm_log_softmax_f64_##isa(const double *, double *, const csm_layout *,       \
+                                             const csm_options *, int);                        \
+    CSM_HIDDEN int csm_logsumexp_f32_##isa(const float *, float *, const csm_layout *,           \
+                                           const csm_options *, int);                          \
+    CSM_HIDDEN int csm_logsumexp_f64_##isa(const double *, double *, const csm_layout *,         \
+                                           const csm_options *, int);                          \
     CSM_HIDDEN void csm_exp_nonpos_f64_##isa(const double *, double *, size_t);
 
 CSM_DECLARE_ISA(scalar)

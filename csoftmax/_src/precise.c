@@ -139,59 +139,92 @@ static double load(const void *x, ptrdiff_t off, int f32)
     return f32 ? (double)((const float *)x)[off] : ((const double *)x)[off];
 }
 
-/* sum of exp(x_i - m) 2^600 over the entries below the maximum m, in
- * double-double: scaled, terms that are subnormal (below 2^-1022) are normal
- * numbers here. The maxima, -inf and NaN (x_i > m only under concurrent
- * writes) are not terms; below -1100 a term is < 2^-1587: nothing (but
- * terms below -746, each under a subnormal spacing, are kept: their sum may
- * not be). */
-static dd scaled_sum(const void *x, ptrdiff_t s, size_t n, int f32, double m)
+/* x_i kept by the row's mask (every entry without one) */
+static int kept(const csm_rowx *X, size_t i)
+{
+    return X == NULL || X->mask == NULL || X->mask[(ptrdiff_t)i * X->ms] != 0;
+}
+
+/* (x_i - m) / T as a double-double (x_i - m alone without a temperature):
+ * the difference is exact, the quotient to about 2^-104 relative */
+static dd shifted(const csm_rowx *X, double xi, double m)
+{
+    dd d = two_sum(xi, -m);
+    return X != NULL && X->tempered && d.hi > -HUGE_VAL ? dd_div_d(d, X->T) : d;
+}
+
+/* m / T (m without a temperature) as a double-double */
+static dd top(const csm_rowx *X, double m)
+{
+    dd v = {m, 0.0};
+    return X != NULL && X->tempered ? dd_div_d(v, X->T) : v;
+}
+
+/* sum of exp((x_i - m) / T) 2^600 over the kept entries below the maximum
+ * m, in double-double: scaled, terms that are subnormal (below 2^-1022) are
+ * normal numbers here. The maxima, -inf and NaN (x_i > m only under
+ * concurrent writes) are not terms; below -1100 a term is < 2^-1587:
+ * nothing (but terms below -746, each under a subnormal spacing, are kept:
+ * their sum may not be). */
+static dd scaled_sum(const void *x, ptrdiff_t s, size_t n, int f32, double m, const csm_rowx *X)
 {
     dd S = {0.0, 0.0};
     for (size_t i = 0; i < n; i++) {
         double xi = load(x, (ptrdiff_t)i * s, f32), k;
-        if (!(xi - m < 0.0 && xi - m >= -1100.0))
+        if (!kept(X, i) || !(xi - m < 0.0))
             continue;
-        dd e = dd_add_d(expm1_reduced(two_sum(xi, -m), &k), 1.0); /* exp = e 2^k */
-        e.hi = ldexp(e.hi, (int)k + 600);                         /* k >= -1587 */
+        dd d = shifted(X, xi, m);
+        if (!(d.hi < 0.0 && d.hi >= -1100.0))
+            continue;
+        dd e = dd_add_d(expm1_reduced(d, &k), 1.0); /* exp = e 2^k */
+        e.hi = ldexp(e.hi, (int)k + 600);           /* k >= -1587 */
         e.lo = ldexp(e.lo, (int)k + 600);
         S = dd_add(S, e);
     }
     return S;
 }
 
-double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, double m)
+double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, double m,
+                             const csm_rowx *X)
 {
     dd T = {0.0, 0.0};
     double count = 0.0;  /* entries equal to the maximum */
     for (size_t i = 0; i < n; i++) {
         double xi = load(x, (ptrdiff_t)i * s, f32);
+        if (!kept(X, i))
+            continue;
         if (xi == m) { count += 1.0; continue; }
         /* -inf, huge negative: exp is 0. x_i > m (or a NaN) only when another
          * thread wrote into x since m was taken (the result is then
          * unspecified): skipped, so that dd_exp's (int)k stays in range */
-        if (!(xi - m >= -746.0 && xi - m <= 0.0)) continue;
-        dd d = two_sum(xi, -m);                /* x_i - m exactly */
+        if (!(xi - m <= 0.0))
+            continue;
+        dd d = shifted(X, xi, m);
+        if (!(d.hi >= -746.0 && d.hi <= 0.0))
+            continue;
         T = dd_add(T, dd_exp(d));
     }
     if (count == 0.0)                          /* likewise: keeps T >= 0 */
         count = 1.0;
+    dd mt = top(X, m);
     if (count == 1.0 && T.hi < 0x1p-1000) {
         /* logsumexp = m + T (log1p(T) = T - T^2/2, T^2 below 2^-2000)
          * cancelling, so m is as tiny: the terms and the low parts of T are
          * subnormal, rounded on the 2^-1074 grid (dozens of spacings off, a
          * fuzzer finding of issue 7). Redone scaled by 2^600 and rounded to
          * the subnormal grid once, at the end. */
-        dd v = dd_add_d(scaled_sum(x, s, n, f32, m), ldexp(m, 600)); /* exact scaling */
+        dd v = dd_add(scaled_sum(x, s, n, f32, m, X),
+                      (dd){ldexp(mt.hi, 600), ldexp(mt.lo, 600)}); /* exact scaling */
         return ldexp(v.hi, -600);
     }
     T = dd_add_d(T, count - 1.0);
     dd L = dd_log1p(T);
-    dd v = dd_add_d(L, m);
+    dd v = dd_add(L, mt);
     return v.hi;
 }
 
-double csm_tiny_sum_scaled(const void *x, ptrdiff_t s, size_t n, int f32, double m)
+double csm_tiny_sum_scaled(const void *x, ptrdiff_t s, size_t n, int f32, double m,
+                           const csm_rowx *X)
 {
-    return scaled_sum(x, s, n, f32, m).hi;
+    return scaled_sum(x, s, n, f32, m, X).hi;
 }

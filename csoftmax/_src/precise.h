@@ -13,9 +13,26 @@
 
 #include <stddef.h>
 
+/* The options of one row of the extended kernels (csm_*_ex, issue 8), as
+ * the kernels and the slow paths here see them:
+ *   mask      NULL, or the row's where= mask: entry i is kept where
+ *             mask[i * ms] != 0 and is absent from the row where it is 0;
+ *   tempered  nonzero: the row is x / T (temperature T > 0), else x;
+ *   T, iT     T and its reciprocal 1/T (rounded);
+ *   Th, Tl    T split in two halves of 26 bits (Veltkamp), for an exact
+ *             product q * T where the target has no FMA. */
+typedef struct csm_rowx {
+    const unsigned char *mask;
+    ptrdiff_t ms;
+    int tempered;
+    double T, iT, Th, Tl;
+} csm_rowx;
+
 /* logsumexp of one row x[0], x[s], ..., x[(n-1)s] (float or double storage,
- * f32 != 0 for float) with finite maximum m. */
-double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, double m);
+ * f32 != 0 for float) with finite maximum m (of the kept entries, before
+ * any temperature); X: the row's mask and temperature, or NULL for none. */
+double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, double m,
+                             const csm_rowx *X);
 
 /* T = sum of exp(x_i - m) over the entries below the maximum m, times
  * 2^600, for float64 rows whose T is below 2^-1000 (issue 7, a fuzzer
@@ -23,7 +40,8 @@ double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, doub
  * the subnormal grid (a few dozen spacings off in the sum); here each term
  * is a normal number exp(x_i - m) 2^600, summed in double-double. Then
  * log1p(T) = T to double precision: L = csm_tiny_sum_scaled(...) * 2^-600,
- * rounded once. */
-double csm_tiny_sum_scaled(const void *x, ptrdiff_t s, size_t n, int f32, double m);
+ * rounded once. With a temperature the terms are exp((x_i - m) / T). */
+double csm_tiny_sum_scaled(const void *x, ptrdiff_t s, size_t n, int f32, double m,
+                           const csm_rowx *X);
 
 #endif

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "exp_coeffs.h"
 #include "vec_lanes.h"
 
@@ -77,6 +78,22 @@ CV_INLINE void cv_st(void *p, ptrdiff_t s, cv_d v, int f32)
         _mm_storeu_ps((float *)p, _mm256_cvtpd_ps(v));
     else
         _mm256_storeu_pd((double *)p, v);
+}
+
+/* lanes whose mask byte p[l * s] is nonzero, l < w (kernels.inc's cv_keep) */
+#define CV_HAS_KEEP 1
+CV_INLINE cv_b cv_keep(const unsigned char *p, ptrdiff_t s, size_t w)
+{
+    unsigned char b[4] = {0, 0, 0, 0};
+    if (s == 1 && w == 4)
+        memcpy(b, p, 4);
+    else
+        for (size_t l = 0; l < w; l++)
+            b[l] = p[(ptrdiff_t)l * s];
+    int32_t v;
+    memcpy(&v, b, 4);
+    __m256i q = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(v));
+    return _mm256_castsi256_pd(_mm256_cmpgt_epi64(q, _mm256_setzero_si256()));
 }
 
 /* 2^k for k + 1023 in [1, 2046], as doubles, from 64-bit integer lanes */

@@ -98,6 +98,39 @@ typedef struct csm_operand {
     ptrdiff_t outer, n, inner;
 } csm_operand;
 
+/* Options of the extended kernels csm_*_ex (issue 8): a where= mask and a
+ * temperature, fused into the kernels (no temporary array).
+ *   temperature  T: the kernels compute op(x / T), the division carried to
+ *                about 2^-100 relative, so a temperature costs no accuracy
+ *                (the bounds above hold for x / T). 1.0: none. Must lie in
+ *                [2^-1000, 2^1000] (else CSM_EINVAL: nothing written).
+ *   mask         where= mask: mask.p NULL for none; else bytes (unsigned
+ *                char, such as C99 _Bool or NumPy bool) in the call's
+ *                geometry, strides in bytes (elements of one byte; 0 where
+ *                broadcast; mask.n along the row). Entry (o, i, j) is kept
+ *                where its byte is nonzero; an excluded entry is absent: the
+ *                row is the row of its kept entries (the table above
+ *                applies to them; k kept entries form a row of length k),
+ *                and the excluded outputs are 0 (softmax) or -inf
+ *                (log_softmax) whatever the rest of the row holds. A row
+ *                with no kept entry is an empty row: softmax 0,
+ *                log_softmax -inf, logsumexp -inf. The mask may alias
+ *                nothing that the call writes. */
+typedef struct csm_options {
+    double temperature;
+    csm_operand mask;
+} csm_options;
+
+/* Options that change nothing (temperature 1, no mask). */
+static inline csm_options csm_no_options(void)
+{
+    csm_options o;
+    o.temperature = 1.0;
+    o.mask.p = NULL;
+    o.mask.outer = o.mask.n = o.mask.inner = 0;
+    return o;
+}
+
 /* Layout of `rows` contiguous rows of length `n`, x and y both C-contiguous:
  * softmax or log_softmax over the last axis of a (rows, n) array.
  *   rows  number of rows (outer); n  length of each row. */
@@ -158,6 +191,23 @@ int csm_log_softmax_f64_mt(const double *x, double *y, const csm_layout *L, int 
 int csm_logsumexp_f32_mt(const float *x, float *y, const csm_layout *L, int threads);
 int csm_logsumexp_f64_mt(const double *x, double *y, const csm_layout *L, int threads);
 
+/* The same kernels with options (csm_options: mask, temperature), threads
+ * as in the _mt variants. opt NULL: none (the _mt kernels). Returns CSM_OK,
+ * or CSM_EINVAL (nothing written) for the cases above or a temperature
+ * outside [2^-1000, 2^1000] or NaN. */
+int csm_softmax_f32_ex(const float *x, float *y, const csm_layout *L, const csm_options *opt,
+                       int threads);
+int csm_softmax_f64_ex(const double *x, double *y, const csm_layout *L, const csm_options *opt,
+                       int threads);
+int csm_log_softmax_f32_ex(const float *x, float *y, const csm_layout *L,
+                           const csm_options *opt, int threads);
+int csm_log_softmax_f64_ex(const double *x, double *y, const csm_layout *L,
+                           const csm_options *opt, int threads);
+int csm_logsumexp_f32_ex(const float *x, float *y, const csm_layout *L, const csm_options *opt,
+                         int threads);
+int csm_logsumexp_f64_ex(const double *x, double *y, const csm_layout *L,
+                         const csm_options *opt, int threads);
+
 /* The default thread count of the _mt kernels: the value last given to
  * csm_set_default_threads() if any, else OpenMP's omp_get_max_threads() in
  * the calling thread (which follows OMP_NUM_THREADS, the CPU affinity mask
@@ -200,13 +250,19 @@ csm_isa csm_init(void);
  *   active_isa, isa_name  csm_active_isa and csm_isa_name;
  *   softmax_f32_mt ... logsumexp_f64_mt  csm_softmax_f32_mt ...
  *                csm_logsumexp_f64_mt (threads inside the call);
- *   default_threads  csm_default_threads.
+ *   default_threads  csm_default_threads;
+ *   softmax_f32_ex ... logsumexp_f64_ex  csm_softmax_f32_ex ...
+ *                csm_logsumexp_f64_ex (masks, temperature; issue 8).
  * csm_f32_fn / csm_f64_fn: the kernel signature, (x, y, L) as above;
- * csm_f32_mt_fn / csm_f64_mt_fn: (x, y, L, threads) as in csm_*_mt. */
+ * csm_f32_mt_fn / csm_f64_mt_fn: (x, y, L, threads) as in csm_*_mt;
+ * csm_f32_ex_fn / csm_f64_ex_fn: (x, y, L, opt, threads) as in csm_*_ex. */
 typedef int (*csm_f32_fn)(const float *, float *, const csm_layout *);
 typedef int (*csm_f64_fn)(const double *, double *, const csm_layout *);
 typedef int (*csm_f32_mt_fn)(const float *, float *, const csm_layout *, int);
 typedef int (*csm_f64_mt_fn)(const double *, double *, const csm_layout *, int);
+typedef int (*csm_f32_ex_fn)(const float *, float *, const csm_layout *, const csm_options *, int);
+typedef int (*csm_f64_ex_fn)(const double *, double *, const csm_layout *, const csm_options *,
+                             int);
 typedef struct csm_api {
     uint32_t abi_version; /* CSM_ABI_VERSION of the library */
     uint32_t struct_size; /* sizeof(csm_api) of the library */
@@ -226,6 +282,13 @@ typedef struct csm_api {
     csm_f32_mt_fn logsumexp_f32_mt;
     csm_f64_mt_fn logsumexp_f64_mt;
     int (*default_threads)(void);
+    /* options: masks and temperature (csm_*_ex) */
+    csm_f32_ex_fn softmax_f32_ex;
+    csm_f64_ex_fn softmax_f64_ex;
+    csm_f32_ex_fn log_softmax_f32_ex;
+    csm_f64_ex_fn log_softmax_f64_ex;
+    csm_f32_ex_fn logsumexp_f32_ex;
+    csm_f64_ex_fn logsumexp_f64_ex;
 } csm_api;
 
 /* The library's table (filled with the public entry points above): static,
