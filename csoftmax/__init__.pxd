@@ -62,6 +62,20 @@ cdef extern from "csoftmax/csoftmax_capi.h":
     ctypedef int (*csm_f64_mt_fn)(const double *x, double *y, const csm_layout *L,
                                   int threads) noexcept nogil
 
+    # a further operand in the call's geometry, and the options of the _ex
+    # kernels: temperature, where= mask (csoftmax.h documents each member)
+    ctypedef struct csm_operand:
+        const void *p
+        ptrdiff_t outer, n, inner
+    ctypedef struct csm_options:
+        double temperature
+        csm_operand mask
+    csm_options csm_no_options() noexcept nogil
+    ctypedef int (*csm_f32_ex_fn)(const float *x, float *y, const csm_layout *L,
+                                  const csm_options *opt, int threads) noexcept nogil
+    ctypedef int (*csm_f64_ex_fn)(const double *x, double *y, const csm_layout *L,
+                                  const csm_options *opt, int threads) noexcept nogil
+
     # the function table (append-only; only the members known to this header)
     ctypedef struct csm_api:
         uint32_t abi_version
@@ -81,6 +95,12 @@ cdef extern from "csoftmax/csoftmax_capi.h":
         csm_f32_mt_fn logsumexp_f32_mt
         csm_f64_mt_fn logsumexp_f64_mt
         int (*default_threads)() noexcept nogil
+        csm_f32_ex_fn softmax_f32_ex
+        csm_f64_ex_fn softmax_f64_ex
+        csm_f32_ex_fn log_softmax_f32_ex
+        csm_f64_ex_fn log_softmax_f64_ex
+        csm_f32_ex_fn logsumexp_f32_ex
+        csm_f64_ex_fn logsumexp_f64_ex
 
     # static inline in csoftmax.h: no table needed
     csm_layout csm_rows(size_t rows, size_t n) noexcept nogil
@@ -221,6 +241,57 @@ cdef inline int default_threads() noexcept nogil:
     if csm_API == NULL:
         return 1
     return csm_API.default_threads()
+
+
+# ---- the same kernels with options (csm_options: a where= mask operand and a
+# temperature; csm_no_options() changes nothing), threads as in the _mt ones
+
+cdef inline int softmax_f32_ex(const float *x, float *y, const csm_layout *L,
+                               const csm_options *opt, int threads) noexcept nogil:
+    """softmax_f32 with options (csm_softmax_f32_ex in csoftmax.h)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.softmax_f32_ex(x, y, L, opt, threads)
+
+
+cdef inline int softmax_f64_ex(const double *x, double *y, const csm_layout *L,
+                               const csm_options *opt, int threads) noexcept nogil:
+    """softmax_f64 with options (csm_softmax_f64_ex in csoftmax.h)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.softmax_f64_ex(x, y, L, opt, threads)
+
+
+cdef inline int log_softmax_f32_ex(const float *x, float *y, const csm_layout *L,
+                                   const csm_options *opt, int threads) noexcept nogil:
+    """log_softmax_f32 with options (csm_log_softmax_f32_ex in csoftmax.h)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.log_softmax_f32_ex(x, y, L, opt, threads)
+
+
+cdef inline int log_softmax_f64_ex(const double *x, double *y, const csm_layout *L,
+                                   const csm_options *opt, int threads) noexcept nogil:
+    """log_softmax_f64 with options (csm_log_softmax_f64_ex in csoftmax.h)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.log_softmax_f64_ex(x, y, L, opt, threads)
+
+
+cdef inline int logsumexp_f32_ex(const float *x, float *y, const csm_layout *L,
+                                 const csm_options *opt, int threads) noexcept nogil:
+    """logsumexp_f32 with options (csm_logsumexp_f32_ex in csoftmax.h)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.logsumexp_f32_ex(x, y, L, opt, threads)
+
+
+cdef inline int logsumexp_f64_ex(const double *x, double *y, const csm_layout *L,
+                                 const csm_options *opt, int threads) noexcept nogil:
+    """logsumexp_f64 with options (csm_logsumexp_f64_ex in csoftmax.h)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.logsumexp_f64_ex(x, y, L, opt, threads)
 
 
 # ---- instruction set (the one the kernels above run on)

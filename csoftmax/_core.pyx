@@ -40,6 +40,24 @@ cdef extern from "csoftmax/csoftmax.h" nogil:
     int csm_log_softmax_f64_mt(const double *x, double *y, const csm_layout *L, int threads)
     int csm_logsumexp_f32_mt(const float *x, float *y, const csm_layout *L, int threads)
     int csm_logsumexp_f64_mt(const double *x, double *y, const csm_layout *L, int threads)
+    ctypedef struct csm_operand:
+        const void *p
+        Py_ssize_t outer, n, inner
+    ctypedef struct csm_options:
+        double temperature
+        csm_operand mask
+    int csm_softmax_f32_ex(const float *x, float *y, const csm_layout *L,
+                           const csm_options *opt, int threads)
+    int csm_softmax_f64_ex(const double *x, double *y, const csm_layout *L,
+                           const csm_options *opt, int threads)
+    int csm_log_softmax_f32_ex(const float *x, float *y, const csm_layout *L,
+                               const csm_options *opt, int threads)
+    int csm_log_softmax_f64_ex(const double *x, double *y, const csm_layout *L,
+                               const csm_options *opt, int threads)
+    int csm_logsumexp_f32_ex(const float *x, float *y, const csm_layout *L,
+                             const csm_options *opt, int threads)
+    int csm_logsumexp_f64_ex(const double *x, double *y, const csm_layout *L,
+                             const csm_options *opt, int threads)
     int csm_default_threads()
     int csm_set_default_threads(int n)
     long csm_openmp_version()
@@ -230,8 +248,8 @@ def _exp_nonpos(x):
 cdef object _as_array(object x, str name):
     if isinstance(x, _ndarray):
         if isinstance(x, _masked):
-            raise TypeError(f"{name}: masked arrays are not supported "
-                            "(pass x.filled(-np.inf) to drop masked entries)")
+            raise TypeError(f"{name}: masked arrays are not supported (pass "
+                            "x.data, where=~np.ma.getmaskarray(x) to drop masked entries)")
         return x
     try:
         return np.asarray(x)
@@ -464,6 +482,22 @@ cdef int _kernel(int op, bint f32, const char *x, char *y, const csm_layout *L,
     return csm_logsumexp_f64_mt(<const double *>x, <double *>y, L, nt)
 
 
+cdef int _kernel_ex(int op, bint f32, const char *x, char *y, const csm_layout *L,
+                    const csm_options *opt, int nt) noexcept nogil:
+    """One call of the kernels with options (where= mask, temperature)."""
+    if f32:
+        if op == OP_SOFTMAX:
+            return csm_softmax_f32_ex(<const float *>x, <float *>y, L, opt, nt)
+        if op == OP_LOG_SOFTMAX:
+            return csm_log_softmax_f32_ex(<const float *>x, <float *>y, L, opt, nt)
+        return csm_logsumexp_f32_ex(<const float *>x, <float *>y, L, opt, nt)
+    if op == OP_SOFTMAX:
+        return csm_softmax_f64_ex(<const double *>x, <double *>y, L, opt, nt)
+    if op == OP_LOG_SOFTMAX:
+        return csm_log_softmax_f64_ex(<const double *>x, <double *>y, L, opt, nt)
+    return csm_logsumexp_f64_ex(<const double *>x, <double *>y, L, opt, nt)
+
+
 # One kernel call over one batch entry: ptrs[k] points at operand k's
 # element (0, 0, 0) of the entry, P describes the geometry and the strides.
 ctypedef int (*_call_fn)(void *ctx, char **ptrs, const Plan *P, int nt) noexcept nogil
@@ -498,41 +532,68 @@ cdef int _execute_ops(_call_fn fn, void *ctx, char **ptrs, Plan *P, int nt) noex
 cdef struct _OpCtx:
     int op
     bint f32
+    bint has_opt      # call the _ex kernels with opt
+    bint masked       # opt.mask is operand 2 (its pointer advances with the batch)
+    csm_options opt
 
 
 cdef int _call_op(void *ctx, char **ptrs, const Plan *P, int nt) noexcept nogil:
     cdef _OpCtx *c = <_OpCtx *>ctx
-    return _kernel(c.op, c.f32, ptrs[0], ptrs[1], &P.L, nt)
+    if not c.has_opt:
+        return _kernel(c.op, c.f32, ptrs[0], ptrs[1], &P.L, nt)
+    if c.masked:
+        c.opt.mask.p = ptrs[2]
+    return _kernel_ex(c.op, c.f32, ptrs[0], ptrs[1], &P.L, &c.opt, nt)
 
 
-cdef object _compute_native(int op, object xa, list red, object y, str name, int nt):
+cdef object _compute_native(int op, object xa, list red, object y, str name, int nt,
+                            object mask=None, double T=1.0):
     """xa: aligned native float32/float64 array, non-empty; y: the output
     array for it (logsumexp: the kept axes only), not overlapping xa unless
-    identical to it. Writes y."""
+    identical to it. mask: None, or a bool array of xa's shape (any strides,
+    broadcast views too) that shares no memory with y. T: the temperature.
+    Writes y."""
     cdef Plan P
     cdef int rc
     cdef bint f32 = xa.dtype.itemsize == 4
-    if not _plan(&P, xa, y, red, op):
+    cdef bint planned
+    if mask is None:
+        planned = _plan(&P, xa, y, red, op)
+    else:
+        planned = _plan_ops(&P, xa.shape,
+                            [xa.strides, _out_strides(y, red, op == OP_LOGSUMEXP), mask.strides],
+                            [xa.itemsize, y.itemsize, 1], red)
+    if not planned:
         # reduced axes that do not collapse (or odd strides): one copy with
         # the reduced axes last and contiguous, computed into a scratch output
         keep = [i for i in range(xa.ndim) if i not in red]
         perm = keep + red
         xc = np.ascontiguousarray(xa.transpose(perm))
+        mc = None if mask is None else np.ascontiguousarray(mask.transpose(perm))
+        rc_axes = list(range(len(keep), xa.ndim))
         if op == OP_LOGSUMEXP:
             yc = np.empty(xc.shape[:len(keep)], xa.dtype)
-            _compute_native(op, xc, list(range(len(keep), xa.ndim)), yc, name, nt)
+            _compute_native(op, xc, rc_axes, yc, name, nt, mc, T)
             y[...] = yc
         else:
             yc = np.empty_like(xc)
-            _compute_native(op, xc, list(range(len(keep), xa.ndim)), yc, name, nt)
+            _compute_native(op, xc, rc_axes, yc, name, nt, mc, T)
             y[...] = yc.transpose(np.argsort(perm))
         return y
-    cdef char *ptrs[2]
+    cdef char *ptrs[3]
     ptrs[0] = <char *>cnp.PyArray_DATA(xa)
     ptrs[1] = <char *>cnp.PyArray_DATA(y)
     cdef _OpCtx ctx
     ctx.op = op
     ctx.f32 = f32
+    ctx.has_opt = mask is not None or T != 1.0
+    ctx.masked = mask is not None
+    ctx.opt.temperature = T
+    ctx.opt.mask.p = NULL
+    ctx.opt.mask.outer = ctx.opt.mask.n = ctx.opt.mask.inner = 0
+    if ctx.masked:
+        ptrs[2] = <char *>cnp.PyArray_DATA(mask)
+        ctx.opt.mask.outer, ctx.opt.mask.n, ctx.opt.mask.inner = P.so[2], P.sn[2], P.si[2]
     with nogil:
         rc = _execute_ops(_call_op, &ctx, ptrs, &P, nt)
     if rc != CSM_OK:
@@ -631,12 +692,91 @@ cdef object _run(int op, object x, object axis, object out, bint keepdims, objec
         fesetenv(&fpenv)
 
 
-cdef object _run_general(int op, object x, object axis, object out, bint keepdims, int nt):
+cdef object _run_opt(int op, object x, object axis, object out, bint keepdims,
+                     object num_threads, object where, object causal, object temperature):
+    """A call with options (where=, causal=, temperature=): the general
+    path, with the kernels that take a mask and a temperature."""
+    cdef str name = _NAMES[op]
+    cdef int nt = 0 if num_threads is None else _check_threads(num_threads, name)
+    if not isinstance(causal, (bool, np.bool_)):
+        raise TypeError(f"{name}: causal must be True or False, got {causal!r}")
+    cdef double T = _check_temperature(temperature, name)
+    cdef fenv_t fpenv
+    fegetenv(&fpenv)
+    fesetround(FE_TONEAREST)
+    csm_fp_enter()
+    try:
+        return _run_general(op, x, axis, out, keepdims, nt, where, bool(causal), T)
+    finally:
+        fesetenv(&fpenv)
+
+
+cdef double _check_temperature(object t, str name) except -1.0:
+    """The temperature as a double (None: 1)."""
+    if t is None:
+        return 1.0
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer,
+                                                              np.floating)):
+        raise TypeError(f"{name}: temperature must be a real number, got {type(t).__name__}")
+    cdef double v
+    try:
+        v = float(t)
+    except OverflowError:
+        v = float("inf")
+    if not (v >= 2.0 ** -1000 and v <= 2.0 ** 1000):
+        raise ValueError(f"{name}: temperature must be a positive number in "
+                         f"[2**-1000, 2**1000], got {t!r}")
+    return v
+
+
+cdef object _causal_mask(Py_ssize_t nq, Py_ssize_t nk):
+    """The (nq, nk) lower-triangular mask (query i sees keys j <= i, as
+    torch's is_causal) as a read-only view of nq + nk - 1 bytes: entry
+    (i, j) is byte nq - 1 - i + j, and the first nq bytes are True."""
+    if nq == 0 or nk == 0:
+        return np.ones((nq, nk), np.bool_)
+    buf = np.zeros(nq + nk - 1, np.bool_)
+    buf[:nq] = True
+    return np.lib.stride_tricks.as_strided(buf[nq - 1:], shape=(nq, nk), strides=(-1, 1),
+                                           writeable=False)
+
+
+cdef object _build_mask(object where, bint causal, object xa, list red, str name):
+    """where= and causal= as one bool array of x's shape (a broadcast view:
+    no copy unless both are given), or None."""
+    mask = None
+    shape = xa.shape
+    if where is not None:
+        w = np.asarray(where)
+        if w.dtype != np.bool_:
+            raise TypeError(f"{name}: where must be a boolean array, got dtype {w.dtype}")
+        try:
+            mask = np.broadcast_to(w, shape)
+        except ValueError:
+            raise ValueError(f"{name}: where has shape {w.shape}, which does not broadcast "
+                             f"to x's shape {shape}") from None
+    if causal:
+        nd = xa.ndim
+        if nd < 2:
+            raise ValueError(f"{name}: causal=True needs x of at least 2 dimensions "
+                             f"(..., queries, keys), got {nd}")
+        if red != [nd - 1]:
+            raise ValueError(f"{name}: causal=True reduces over the keys, the last axis "
+                             "(axis=-1) only")
+        c = _causal_mask(shape[nd - 2], shape[nd - 1])
+        mask = np.broadcast_to(c, shape) if mask is None else np.logical_and(mask, c)
+    return mask
+
+
+cdef object _run_general(int op, object x, object axis, object out, bint keepdims, int nt,
+                         object where=None, bint causal=False, double T=1.0):
     cdef str name = _NAMES[op]
     xa = _as_array(x, name)
     dt = _result_dtype(xa.dtype, name)
     cdef int nd = xa.ndim
     cdef list red = _normalize_axis(axis, nd, name)
+    mask = _build_mask(where, causal, xa, red, name) if where is not None or causal else None
+    cdef bint opts = mask is not None or T != 1.0
     if op == OP_LOGSUMEXP:
         rshape = tuple(1 if i in red else xa.shape[i] for i in range(nd) if keepdims or i not in red)
     else:
@@ -660,11 +800,15 @@ cdef object _run_general(int op, object x, object axis, object out, bint keepdim
         from csoftmax import _reference
         fn = (_reference.softmax, _reference.log_softmax, _reference.logsumexp)[op]
         xl = xa.astype(dt, copy=False)
-        res = fn(xl, axis, keepdims=keepdims) if op == OP_LOGSUMEXP else fn(xl, axis)
+        kw = {"where": mask, "temperature": T} if opts else {}
+        res = fn(xl, axis, keepdims=keepdims, **kw) if op == OP_LOGSUMEXP else fn(xl, axis, **kw)
         return _finish(res, out)
     if dt.itemsize == 2:                # float16: computed in float32
         x32 = xa.astype(_f32)
-        res = _run(op, x32, axis, None, keepdims, None if nt == 0 else nt)
+        if opts:
+            res = _run_general(op, x32, axis, None, keepdims, nt, mask, False, T)
+        else:
+            res = _run(op, x32, axis, None, keepdims, None if nt == 0 else nt)
         with np.errstate(over="ignore"):   # beyond float16's range: +-inf, silently
             res = np.asarray(res).astype(dt)
         return _finish(res, out)
@@ -689,12 +833,14 @@ cdef object _run_general(int op, object x, object axis, object out, bint keepdim
                 work = work.copy()       # partial overlap: as if x were copied first
         if y is None:
             y = _alloc_lse(work, red, dt) if op == OP_LOGSUMEXP else np.empty_like(work)
+        if mask is not None and np.may_share_memory(mask, target):
+            mask = mask.copy()           # the kernels read the mask while writing y
     # ---- compute
     if work.size == 0:
         if op == OP_LOGSUMEXP:
             y.fill(-np.inf)
     else:
-        _compute_native(op, work, red, y, name, nt)
+        _compute_native(op, work, red, y, name, nt, mask, T)
     if out is None:
         if op == OP_LOGSUMEXP and keepdims:
             y = y.reshape(rshape)
@@ -715,7 +861,8 @@ cdef object _finish(object res, object out):
 
 # ---------------------------------------------------------------- public
 
-def softmax(x, axis=-1, *, out=None, num_threads=None):
+def softmax(x, axis=-1, *, out=None, num_threads=None, where=None, causal=False,
+            temperature=None):
     """Softmax along `axis`: exp(x - max) / sum(exp(x - max)).
 
     Parameters
@@ -736,6 +883,22 @@ def softmax(x, axis=-1, *, out=None, num_threads=None):
         The most threads this call may use (None: `get_num_threads`). Calls
         smaller than about 32768 elements per thread use fewer; the result is
         bitwise the same for every thread count.
+    where : array_like of bool, optional
+        Entries to include, broadcast to the shape of ``x``. A False entry
+        is left out as if absent: its output is 0, whatever the
+        slice holds, and the special-value rules below apply to the
+        included entries alone (k included entries form a slice of length
+        k). A slice with no included entry is an empty slice: all 0.
+    causal : bool, default False
+        The causal mask of attention, without building it: for ``x`` of
+        shape (..., queries, keys) reduced over the last axis only, query
+        ``i`` includes keys ``j <= i`` (top-left aligned, as torch's
+        ``is_causal=True``). With ``where``, both must include an entry.
+    temperature : float, optional
+        Compute the softmax of ``x / temperature``, the division fused into the
+        kernel (no temporary array) and carried out to about 2**-100
+        relative, so the accuracy bound below holds for ``x / temperature``.
+        Must lie in [2**-1000, 2**1000].
 
     Returns
     -------
@@ -769,11 +932,22 @@ def softmax(x, axis=-1, *, out=None, num_threads=None):
            [0. , 1. ]])
     >>> float(csoftmax.softmax([[1.0, 2.0], [3.0, 4.0]], axis=None).sum())
     1.0
+    >>> csoftmax.softmax([1.0, 2.0, np.nan], where=[True, True, False])
+    array([0.26894142, 0.73105858, 0.        ])
+    >>> csoftmax.softmax(np.zeros((3, 3)), causal=True)
+    array([[1.        , 0.        , 0.        ],
+           [0.5       , 0.5       , 0.        ],
+           [0.33333333, 0.33333333, 0.33333333]])
+    >>> csoftmax.softmax([1.0, 2.0], temperature=0.5)     # softmax([2.0, 4.0])
+    array([0.11920292, 0.88079708])
     """
-    return _run(OP_SOFTMAX, x, axis, out, False, num_threads)
+    if where is None and causal is False and temperature is None:
+        return _run(OP_SOFTMAX, x, axis, out, False, num_threads)
+    return _run_opt(OP_SOFTMAX, x, axis, out, False, num_threads, where, causal, temperature)
 
 
-def log_softmax(x, axis=-1, *, out=None, num_threads=None):
+def log_softmax(x, axis=-1, *, out=None, num_threads=None, where=None, causal=False,
+                temperature=None):
     """Log of the softmax along `axis`: x - logsumexp(x, axis, keepdims=True).
 
     Parameters
@@ -787,6 +961,22 @@ def log_softmax(x, axis=-1, *, out=None, num_threads=None):
         itself (in place). Unchanged on error.
     num_threads : int or None, default None
         The most threads this call may use (see `softmax`).
+    where : array_like of bool, optional
+        Entries to include, broadcast to the shape of ``x``. A False entry
+        is left out as if absent: its output is -inf, whatever the
+        slice holds, and the special-value rules below apply to the
+        included entries alone (k included entries form a slice of length
+        k). A slice with no included entry is an empty slice: all -inf.
+    causal : bool, default False
+        The causal mask of attention, without building it: for ``x`` of
+        shape (..., queries, keys) reduced over the last axis only, query
+        ``i`` includes keys ``j <= i`` (top-left aligned, as torch's
+        ``is_causal=True``). With ``where``, both must include an entry.
+    temperature : float, optional
+        Compute the log_softmax of ``x / temperature``, the division fused into the
+        kernel (no temporary array) and carried out to about 2**-100
+        relative, so the accuracy bound below holds for ``x / temperature``.
+        Must lie in [2**-1000, 2**1000].
 
     Returns
     -------
@@ -809,11 +999,17 @@ def log_softmax(x, axis=-1, *, out=None, num_threads=None):
     >>> import csoftmax
     >>> csoftmax.log_softmax([0.0, -40.0])
     array([-4.24835426e-18, -4.00000000e+01])
+    >>> csoftmax.log_softmax([0.0, -40.0, 50.0], where=[True, True, False])
+    array([-4.24835426e-18, -4.00000000e+01,            -inf])
     """
-    return _run(OP_LOG_SOFTMAX, x, axis, out, False, num_threads)
+    if where is None and causal is False and temperature is None:
+        return _run(OP_LOG_SOFTMAX, x, axis, out, False, num_threads)
+    return _run_opt(OP_LOG_SOFTMAX, x, axis, out, False, num_threads, where, causal,
+                    temperature)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, out=None, num_threads=None):
+def logsumexp(x, axis=-1, *, keepdims=False, out=None, num_threads=None, where=None,
+              causal=False, temperature=None):
     """log(sum(exp(x))) along `axis`, without overflow.
 
     Parameters
@@ -830,6 +1026,21 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None, num_threads=None):
         Unchanged on error.
     num_threads : int or None, default None
         The most threads this call may use (see `softmax`).
+    where : array_like of bool, optional
+        Entries to include, broadcast to the shape of ``x``. A False entry
+        is left out of the sum as if absent, whatever it holds, and the special-value rules below apply to the
+        included entries alone (k included entries form a slice of length
+        k). A slice with no included entry is an empty slice: -inf.
+    causal : bool, default False
+        The causal mask of attention, without building it: for ``x`` of
+        shape (..., queries, keys) reduced over the last axis only, query
+        ``i`` includes keys ``j <= i`` (top-left aligned, as torch's
+        ``is_causal=True``). With ``where``, both must include an entry.
+    temperature : float, optional
+        Compute the logsumexp of ``x / temperature``, the division fused into the
+        kernel (no temporary array) and carried out to about 2**-100
+        relative, so the accuracy bound below holds for ``x / temperature``.
+        Must lie in [2**-1000, 2**1000].
 
     Returns
     -------
@@ -853,8 +1064,15 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None, num_threads=None):
     4.248354255291589e-18
     >>> csoftmax.logsumexp([[1.0, 2.0], [3.0, 4.0]], axis=0)
     array([3.12692801, 4.12692801])
+    >>> csoftmax.logsumexp([[1.0, 2.0], [3.0, 4.0]], where=[[True, False], [False, False]])
+    array([  1., -inf])
+    >>> float(csoftmax.logsumexp([1.0, 3.0], temperature=2.0))   # logsumexp([0.5, 1.5])
+    1.8132616875182228
     """
-    return _run(OP_LOGSUMEXP, x, axis, out, keepdims, num_threads)
+    if where is None and causal is False and temperature is None:
+        return _run(OP_LOGSUMEXP, x, axis, out, keepdims, num_threads)
+    return _run_opt(OP_LOGSUMEXP, x, axis, out, keepdims, num_threads, where, causal,
+                    temperature)
 
 
 # ---- C-API capsule (issue 6) ----

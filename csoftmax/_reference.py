@@ -128,7 +128,7 @@ def _recip_int_rounded(s, dtype):
     return np.float64(np.ldexp(float(mant), e - nmant)).astype(dtype)
 
 
-def _core(x, axis, work_dtype, want):
+def _core(x, axis, work_dtype, want, where=None, temperature=None):
     """Shared computation.  ``want`` in {"softmax", "log_softmax", "logsumexp"}.
 
     Returns (result_rows, perm, kept_shape, n, red) where result_rows has shape
@@ -145,108 +145,140 @@ def _core(x, axis, work_dtype, want):
             return np.full(rows, -np.inf, dtype=out_dt), x, perm, kept_shape, red
         return np.empty((rows, 0), dtype=out_dt), x, perm, kept_shape, red
 
+    keep = None
+    if where is not None:
+        keep = _to_rows(np.broadcast_to(np.asarray(where, dtype=bool), x.shape), red)[0]
     with np.errstate(all="ignore"):
         xw = x2.astype(work)
-        isnan = np.isnan(xw)
-        has_nan = isnan.any(axis=1)
-        m = np.where(isnan, -np.inf, xw).max(axis=1)
-        posinf = xw == np.inf
-        k = posinf.sum(axis=1)
-        fin_m = np.isfinite(m) & ~has_nan
+        if temperature is not None and temperature != 1:
+            xw = xw / work.type(temperature)
+        if keep is not None:
+            xw = np.where(keep, xw, -np.inf).astype(work)
+        res = _rows(xw, n, want, out_dt, work)
+        if keep is not None and want != "logsumexp":
+            res = _masked_rules(res, xw, keep, want, out_dt)
+    return res, x, perm, kept_shape, red
 
-        # ---- general path (computed for every row, overridden below) ----
-        ms = np.where(fin_m, m, 0).astype(work)[:, None]
-        a = xw
-        b = -ms
-        d = a + b
-        bb = d - a
-        r = (a - (d - bb)) + (b - bb)
-        r = np.where(np.isfinite(d), r, 0).astype(work)
-        e = np.exp(d)
-        e = e + e * r
-        is_max = d == 0
-        C = is_max.sum(axis=1)
-        tail = np.sum(np.where(d < 0, e, 0).astype(work), axis=1)
-        T = tail + (C - 1).astype(work)
-        lp = np.log1p(T)
 
-        if want == "logsumexp":
-            res = (m + lp)
-            res = np.where(fin_m, res, 0).astype(work)
-            # special rows
-            res = np.where(~has_nan & (m == np.inf), np.inf, res)
-            res = np.where(~has_nan & (m == -np.inf), -np.inf, res)
-            if n == 1:
-                res = np.where(~has_nan, xw[:, 0], res)
-            res = np.where(has_nan, np.nan, res)
-            return res.astype(out_dt), x, perm, kept_shape, red
+def _masked_rules(res, xw, keep, want, out_dt):
+    """A where= mask: the excluded entries were given -inf (right for
+    logsumexp); here the rules of the kept entries alone. A row of one kept
+    entry gives 1 (softmax) or 0 (log_softmax) there unless it is NaN; the
+    excluded outputs are 0 or -inf whatever the row holds."""
+    single = (keep.sum(axis=1) == 1)[:, None] & keep & ~np.isnan(xw)
+    hit, miss = (1, 0) if want == "softmax" else (0, -np.inf)
+    res = np.where(single, np.asarray(hit, out_dt), res)
+    return np.where(keep, res, np.asarray(miss, out_dt)).astype(out_dt, copy=False)
 
-        if want == "softmax":
-            S = (1 + T)[:, None]
-            res = (e / S).astype(out_dt)
-            # Rows whose non-maximal terms all underflowed to 0 (e.g. rows of
-            # one repeated value): the maxima get exactly 1/C.  Do the division
-            # correctly rounded in the output dtype to avoid double rounding
-            # (1/2731 in long double -> float64 is off by one ULP otherwise).
-            if np.dtype(out_dt) != work:
-                triv = fin_m & (tail == 0)
-                if triv.any():
-                    for c in np.unique(C[triv]):
-                        sel = triv & (C == c)
-                        val = _recip_int_rounded(int(c), out_dt)
-                        res[sel] = np.where(is_max[sel], val, res[sel])
-            one = np.ones((), out_dt)
-            zero = np.zeros((), out_dt)
-            nan = np.array(np.nan, out_dt)
-            pinf_row = (~has_nan & (m == np.inf))[:, None]
-            res = np.where(pinf_row & (k == 1)[:, None],
-                           np.where(posinf, one, zero), res)
-            res = np.where(pinf_row & (k >= 2)[:, None],
-                           np.where(posinf, nan, zero), res)
-            res = np.where((~has_nan & (m == -np.inf))[:, None], nan, res)
-            if n == 1:
-                res = np.where(~has_nan[:, None], one, res)
-            res = np.where(has_nan[:, None], nan, res)
-            return res.astype(out_dt, copy=False), x, perm, kept_shape, red
 
-        # log_softmax
-        res = d + (r - lp[:, None])
-        res = res.astype(out_dt)
+def _rows(xw, n, want, out_dt, work):
+    """The op over the rows of xw (rows, n >= 1), in the work dtype; the
+    result in out_dt."""
+    isnan = np.isnan(xw)
+    has_nan = isnan.any(axis=1)
+    m = np.where(isnan, -np.inf, xw).max(axis=1)
+    posinf = xw == np.inf
+    k = posinf.sum(axis=1)
+    fin_m = np.isfinite(m) & ~has_nan
+
+    # ---- general path (computed for every row, overridden below) ----
+    ms = np.where(fin_m, m, 0).astype(work)[:, None]
+    a = xw
+    b = -ms
+    d = a + b
+    bb = d - a
+    r = (a - (d - bb)) + (b - bb)
+    r = np.where(np.isfinite(d), r, 0).astype(work)
+    e = np.exp(d)
+    e = e + e * r
+    is_max = d == 0
+    C = is_max.sum(axis=1)
+    tail = np.sum(np.where(d < 0, e, 0).astype(work), axis=1)
+    T = tail + (C - 1).astype(work)
+    lp = np.log1p(T)
+
+    if want == "logsumexp":
+        res = (m + lp)
+        res = np.where(fin_m, res, 0).astype(work)
+        # special rows
+        res = np.where(~has_nan & (m == np.inf), np.inf, res)
+        res = np.where(~has_nan & (m == -np.inf), -np.inf, res)
+        if n == 1:
+            res = np.where(~has_nan, xw[:, 0], res)
+        res = np.where(has_nan, np.nan, res)
+        return res.astype(out_dt)
+
+    if want == "softmax":
+        S = (1 + T)[:, None]
+        res = (e / S).astype(out_dt)
+        # Rows whose non-maximal terms all underflowed to 0 (e.g. rows of
+        # one repeated value): the maxima get exactly 1/C.  Do the division
+        # correctly rounded in the output dtype to avoid double rounding
+        # (1/2731 in long double -> float64 is off by one ULP otherwise).
+        if np.dtype(out_dt) != work:
+            triv = fin_m & (tail == 0)
+            if triv.any():
+                for c in np.unique(C[triv]):
+                    sel = triv & (C == c)
+                    val = _recip_int_rounded(int(c), out_dt)
+                    res[sel] = np.where(is_max[sel], val, res[sel])
+        one = np.ones((), out_dt)
         zero = np.zeros((), out_dt)
-        ninf = np.array(-np.inf, out_dt)
         nan = np.array(np.nan, out_dt)
         pinf_row = (~has_nan & (m == np.inf))[:, None]
         res = np.where(pinf_row & (k == 1)[:, None],
-                       np.where(posinf, zero, ninf), res)
+                       np.where(posinf, one, zero), res)
         res = np.where(pinf_row & (k >= 2)[:, None],
-                       np.where(posinf, nan, ninf), res)
+                       np.where(posinf, nan, zero), res)
         res = np.where((~has_nan & (m == -np.inf))[:, None], nan, res)
         if n == 1:
-            res = np.where(~has_nan[:, None], zero, res)
+            res = np.where(~has_nan[:, None], one, res)
         res = np.where(has_nan[:, None], nan, res)
-        return res.astype(out_dt, copy=False), x, perm, kept_shape, red
+        return res.astype(out_dt, copy=False)
+
+    # log_softmax
+    res = d + (r - lp[:, None])
+    res = res.astype(out_dt)
+    zero = np.zeros((), out_dt)
+    ninf = np.array(-np.inf, out_dt)
+    nan = np.array(np.nan, out_dt)
+    pinf_row = (~has_nan & (m == np.inf))[:, None]
+    res = np.where(pinf_row & (k == 1)[:, None],
+                   np.where(posinf, zero, ninf), res)
+    res = np.where(pinf_row & (k >= 2)[:, None],
+                   np.where(posinf, nan, ninf), res)
+    res = np.where((~has_nan & (m == -np.inf))[:, None], nan, res)
+    if n == 1:
+        res = np.where(~has_nan[:, None], zero, res)
+    res = np.where(has_nan[:, None], nan, res)
+    return res.astype(out_dt, copy=False)
 
 
 # --------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------
 
-def softmax(x, axis=-1, *, work_dtype=None):
-    """softmax of ``x`` over ``axis`` (int, tuple of ints or None), in x.dtype."""
-    res, x, perm, _, _ = _core(x, axis, work_dtype, "softmax")
+def softmax(x, axis=-1, *, work_dtype=None, where=None, temperature=None):
+    """softmax of ``x`` over ``axis`` (int, tuple of ints or None), in x.dtype.
+    where: bool mask broadcast to x (excluded entries absent); temperature:
+    softmax(x / temperature)."""
+    res, x, perm, _, _ = _core(x, axis, work_dtype, "softmax", where, temperature)
     return _from_rows(res, x.shape, perm)
 
 
-def log_softmax(x, axis=-1, *, work_dtype=None):
-    """log_softmax of ``x`` over ``axis`` (int, tuple of ints or None), in x.dtype."""
-    res, x, perm, _, _ = _core(x, axis, work_dtype, "log_softmax")
+def log_softmax(x, axis=-1, *, work_dtype=None, where=None, temperature=None):
+    """log_softmax of ``x`` over ``axis`` (int, tuple of ints or None), in
+    x.dtype; where and temperature as in `softmax`."""
+    res, x, perm, _, _ = _core(x, axis, work_dtype, "log_softmax", where, temperature)
     return _from_rows(res, x.shape, perm)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, work_dtype=None):
+def logsumexp(x, axis=-1, *, keepdims=False, work_dtype=None, where=None, temperature=None):
     """log(sum(exp(x))) over ``axis``; returns an ndarray (0-d for a full
-    reduction) of dtype x.dtype.  Empty reductions give -inf."""
-    res, x, perm, kept_shape, red = _core(x, axis, work_dtype, "logsumexp")
+    reduction) of dtype x.dtype.  Empty reductions give -inf. where and
+    temperature as in `softmax`."""
+    res, x, perm, kept_shape, red = _core(x, axis, work_dtype, "logsumexp", where,
+                                          temperature)
     if keepdims:
         shape = tuple(1 if i in red else s for i, s in enumerate(x.shape))
     else:

@@ -60,9 +60,9 @@ def _split(v):
     return hi, float(v - hi)
 
 
-def _row_exact(row, dps):
-    """Exact results for one row of Python floats.  Returns
-    (sm_pairs, ls_pairs, lse_pair)."""
+def _row_exact(row, dps, temperature=None):
+    """Exact results for one row of Python floats (of row / temperature when
+    a temperature is given).  Returns (sm_pairs, ls_pairs, lse_pair)."""
     mpf = mpmath.mpf
     fsub = mpmath.fsub
     exp = mpmath.exp
@@ -70,6 +70,10 @@ def _row_exact(row, dps):
     j = max(range(n), key=row.__getitem__)          # one argmax
     m = mpf(row[j])
     ds = [fsub(mpf(v), m, exact=True) for v in row]
+    if temperature is not None:
+        T = mpf(temperature)
+        m = m / T
+        ds = [d / T for d in ds]
     es = [exp(d) for d in ds]
     T = mpmath.fsum(es[:j] + es[j + 1:])
     L = mpmath.log1p(T)
@@ -101,7 +105,7 @@ def _row_exact(row, dps):
     return sm, ls, _split(lse)
 
 
-def _exact_all(x2d, dps):
+def _exact_all(x2d, dps, temperature=None):
     x2d = np.asarray(x2d)
     if x2d.ndim != 2:
         raise ValueError("x2d must be 2-D (rows x n)")
@@ -109,21 +113,21 @@ def _exact_all(x2d, dps):
         raise TypeError(f"unsupported dtype {x2d.dtype}")
     if not np.all(np.isfinite(x2d)):
         raise ValueError("oracle rows must be finite")
-    key = (x2d.dtype.str, x2d.shape, x2d.tobytes(), dps)
+    key = (x2d.dtype.str, x2d.shape, x2d.tobytes(), dps, temperature)
     # one lock around lookup and computation: tests run in several threads at
     # once (pytest-run-parallel) compute each oracle once, and mpmath's
     # precision (mp.workdps) is process-wide state
     with _cache_lock:
         hit = _cache.get(key)
         if hit is None:
-            hit = _compute_all(x2d, dps)
+            hit = _compute_all(x2d, dps, temperature)
             if len(_cache) >= _CACHE_MAX:
                 _cache.pop(next(iter(_cache)))
             _cache[key] = hit
     return hit
 
 
-def _compute_all(x2d, dps):
+def _compute_all(x2d, dps, temperature=None):
     rows, n = x2d.shape
     out = {op: (np.zeros(x2d.shape if op != "logsumexp" else (rows,)),
                 np.zeros(x2d.shape if op != "logsumexp" else (rows,)))
@@ -134,22 +138,23 @@ def _compute_all(x2d, dps):
         data = x2d.astype(np.float64).tolist()
         with workdps(dps):
             for i, row in enumerate(data):
-                sm, ls, lse = _row_exact(row, dps)
+                sm, ls, lse = _row_exact(row, dps, temperature)
                 out["softmax"][0][i], out["softmax"][1][i] = zip(*sm)
                 out["log_softmax"][0][i], out["log_softmax"][1][i] = zip(*ls)
                 out["logsumexp"][0][i], out["logsumexp"][1][i] = lse
     return out
 
 
-def exact_rows(x2d, op, dps=40):
-    """Exact ``op`` over the last axis of the 2-D finite array ``x2d``.
+def exact_rows(x2d, op, dps=40, temperature=None):
+    """Exact ``op`` over the last axis of the 2-D finite array ``x2d`` (of
+    ``x2d / temperature`` when a temperature is given, divided exactly).
 
     Returns float64 arrays ``(hi, lo)`` of shape ``x2d.shape`` (softmax,
     log_softmax) or ``(rows,)`` (logsumexp) with hi + lo = exact value to
     about ``dps`` digits, hi = nearest float64."""
     if op not in _OPS:
         raise ValueError(f"op must be one of {_OPS}, got {op!r}")
-    hi, lo = _exact_all(x2d, dps)[op]
+    hi, lo = _exact_all(x2d, dps, temperature)[op]
     return hi.copy(), lo.copy()
 
 

@@ -261,7 +261,16 @@ class _Api(ctypes.Structure):
                 + [(k, ctypes.c_void_p) for k in _KERNELS]
                 + [("active_isa", ctypes.c_void_p), ("isa_name", ctypes.c_void_p)]
                 + [(k + "_mt", ctypes.c_void_p) for k in _KERNELS]
-                + [("default_threads", ctypes.c_void_p)])
+                + [("default_threads", ctypes.c_void_p)]
+                + [(k + "_ex", ctypes.c_void_p) for k in _KERNELS])
+
+
+class _Operand(ctypes.Structure):
+    _fields_ = [("p", ctypes.c_void_p)] + [(f, ctypes.c_ssize_t) for f in ("outer", "n", "inner")]
+
+
+class _Options(ctypes.Structure):
+    _fields_ = [("temperature", ctypes.c_double), ("mask", _Operand)]
 
 
 def _capsule_table():
@@ -288,7 +297,7 @@ def test_capsule_is_the_library_table():
     get_api.restype = ctypes.c_void_p
     assert get_api() == ctypes.addressof(api)
     for member in _KERNELS + ["active_isa", "isa_name"] + [k + "_mt" for k in _KERNELS] \
-            + ["default_threads"]:
+            + ["default_threads"] + [k + "_ex" for k in _KERNELS]:
         symbol = "csm_" + member
         assert getattr(api, member) == ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value, (
             member)
@@ -326,6 +335,37 @@ def test_capsule_kernels_via_ctypes(op, dtype):
     y = np.full(3, 7, dtype)
     assert fn(None, y.ctypes.data_as(ctypes.POINTER(ct)), ctypes.byref(L)) == -1   # CSM_EINVAL
     assert (y == 7).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("op", OPS)
+def test_capsule_ex_kernels_with_mask_and_temperature(op, dtype):
+    """The _ex members with a csm_options (a broadcast column mask: stride 0
+    along the rows, and a temperature) give the bits of the Python call;
+    a temperature out of range is refused with nothing written."""
+    _, api = _capsule_table()
+    ct = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+    fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ct), ctypes.POINTER(ct),
+                          ctypes.POINTER(_Layout), ctypes.POINTER(_Options),
+                          ctypes.c_int)(getattr(api, f"{op}_{_tname(dtype)}_ex"))
+    x = _rows(dtype)
+    rows, n = x.shape
+    keep = (np.arange(n) % 3 != 1)
+    want = _python(op, x, where=keep, temperature=0.3)
+    y = np.empty_like(want)
+    L = _Layout(rows, n, 1, n, 1, 0, 1 if op == "logsumexp" else n, 1, 0)
+    opt = _Options(0.3, _Operand(keep.ctypes.data, 0, 1, 0))
+    args = (x.ctypes.data_as(ctypes.POINTER(ct)), y.ctypes.data_as(ctypes.POINTER(ct)),
+            ctypes.byref(L))
+    assert fn(*args, ctypes.byref(opt), 2) == 0
+    assert_bitwise(y, want)
+    y[...] = 7
+    for bad in (0.0, -1.0, float("nan"), 2.0 ** 1001):
+        opt.temperature = bad
+        assert fn(*args, ctypes.byref(opt), 1) == -1            # CSM_EINVAL
+    assert (y == 7).all()
+    assert fn(*args, None, 1) == 0                               # NULL: no options
+    assert_bitwise(y, _python(op, x))
 
 
 # --------------------------------------------------------------------------

@@ -26,7 +26,11 @@
  *   (g) the caller's floating-point environment: no exception flag left
  *       by a call, the caller's flags kept, its rounding mode and its
  *       flush-to-zero bits (x86-64 FTZ/DAZ, aarch64 FZ) kept and not used;
- *   (h) rows whose other terms are all below 2^-1022 (rows and columns).
+ *   (h) rows whose other terms are all below 2^-1022 (rows and columns);
+ *   (i) the _ex kernels (csm_options): a where= mask and a temperature,
+ *       rows and columns, against the oracle of each row's kept entries
+ *       (T = 1/4: x / T exact), rows == columns bitwise for T = 0.37, rows
+ *       with no or one kept entry, a bad temperature refused.
  * Prints one line per ISA with the max ULP per op x dtype, then
  * "N passed, M failed" (check groups); exit status 0 only if none failed.
  * TEST_KERNELS_VERBOSE=1 in the environment also prints where each max is.
@@ -982,6 +986,133 @@ static void check_tiny_terms(const char *isa)
     global_check(fabs(zl - zwant) <= spacing && zwant != 0.0 && fabs(zwant) < 0x1p-1022, what);
 }
 
+/* (i) options: a mask (bytes, in the call's geometry) and a temperature */
+static int call_ex(int op, int f32, const void *x, void *y, const csm_layout *L,
+                   const csm_options *o)
+{
+    switch (op * 2 + f32) {
+    case 0: return csm_softmax_f64_ex((const double *)x, (double *)y, L, o, 1);
+    case 1: return csm_softmax_f32_ex((const float *)x, (float *)y, L, o, 1);
+    case 2: return csm_log_softmax_f64_ex((const double *)x, (double *)y, L, o, 1);
+    case 3: return csm_log_softmax_f32_ex((const float *)x, (float *)y, L, o, 1);
+    case 4: return csm_logsumexp_f64_ex((const double *)x, (double *)y, L, o, 1);
+    default: return csm_logsumexp_f32_ex((const float *)x, (float *)y, L, o, 1);
+    }
+}
+
+/* |got - ref| less the oracle's own slack, in ULP of ref (normal) or in
+ * subnormal spacings; NaN and inf must match */
+static double ulps(double got, long double ref, long double slack, int f32)
+{
+    if (isnan(ref) || isinf(ref))
+        return (isnan(ref) ? isnan(got) : got == (double)ref) ? 0.0 : HUGE_VAL;
+    int p = f32 ? 24 : 53, emin = f32 ? -126 : -1022;
+    int e = ref == 0 ? emin : ilogbl(ref);
+    long double sp = ldexpl(1.0L, (e < emin ? emin : e) - (p - 1));
+    long double d = fabsl((long double)got - ref) - slack;
+    return d > 0 ? (double)(d / sp) : 0.0;
+}
+
+static void check_options(const char *isa)
+{
+    enum { R = 9, N = 61 };
+    static double xs[R * N], xt[R * N], kx[N];
+    static unsigned char mk[R * N], mt[R * N];
+    static long double sm[N], lsm[N];
+    char what[200];
+    for (int f32 = 0; f32 < 2; f32++) {
+        for (int i = 0; i < R * N; i++) {
+            double v = 10.0 * rng_normal();
+            xs[i] = f32 ? (double)(float)v : v;
+            mk[i] = rng_unif() < 0.6;
+        }
+        memset(mk, 0, N);                 /* row 0: no entry kept */
+        memset(mk + N, 0, N);
+        mk[N + 17] = 1;                   /* row 1: one, whatever its value */
+        xs[N + 17] = -HUGE_VAL;
+        memset(mk + 2 * N, 1, N);         /* row 2: all */
+        xs[3 * N + 5] = NAN;              /* row 3: a NaN, excluded */
+        mk[3 * N + 5] = 0;
+        for (int r = 0; r < R; r++)
+            for (int i = 0; i < N; i++) {
+                xt[i * R + r] = xs[r * N + i];
+                mt[i * R + r] = mk[r * N + i];
+            }
+        void *x = xalloc(R * N, f32), *y = xalloc(R * N, f32), *c = xalloc(R * N, f32),
+             *y2 = xalloc(R * N, f32);
+        for (int i = 0; i < R * N; i++) {
+            setv(x, i, xs[i], f32);
+            setv(c, i, xt[i], f32);
+        }
+        csm_layout Lr = csm_rows(R, N), Lc = {1, N, R, 0, R, 1, 0, R, 1};
+        csm_options o = csm_no_options();
+        for (int t = 0; t < 2; t++) {
+            o.temperature = t ? 0.37 : 0.25;
+            for (int op = 0; op < NOP; op++) {
+                csm_layout A = Lr, B = Lc;
+                if (op == LSE) {
+                    A = csm_rows_reduced(R, N);
+                    B.y_n = 0;
+                }
+                o.mask.p = mk;
+                o.mask.outer = N, o.mask.n = 1, o.mask.inner = 0;
+                int rc = call_ex(op, f32, x, y, &A, &o);
+                o.mask.p = mt;
+                o.mask.outer = 0, o.mask.n = R, o.mask.inner = 1;
+                rc |= call_ex(op, f32, c, y2, &B, &o);
+                double worst = 0.0;
+                int same = 1;
+                for (int r = 0; r < R; r++) {
+                    size_t k = 0;
+                    for (int i = 0; i < N; i++)
+                        if (mk[r * N + i])
+                            kx[k++] = xs[r * N + i] / o.temperature;
+                    long double lse = -HUGE_VALL, slack = 0.0L;
+                    if (k > 0)
+                        oracle_row(kx, k, sm, lsm, &lse, &slack);
+                    if (op == LSE) {
+                        double g = getv(y, r, f32);
+                        same &= same_bits(y, r, y2, r, f32);
+                        if (t == 0)
+                            worst = fmax(worst, ulps(g, lse, slack, f32));
+                        continue;
+                    }
+                    for (int i = 0, j = 0; i < N; i++) {
+                        double g = getv(y, r * N + i, f32);
+                        same &= same_bits(y, r * N + i, y2, i * R + r, f32);
+                        if (!mk[r * N + i]) {
+                            worst = fmax(worst, g == (op == SM ? 0.0 : -HUGE_VAL) ? 0.0 : HUGE_VAL);
+                            continue;
+                        }
+                        if (t == 0)
+                            worst = fmax(worst, ulps(g, op == SM ? sm[j] : lsm[j], 0.0L, f32));
+                        j++;
+                    }
+                }
+                snprintf(what, sizeof what, "[%s] options %s %s T=%g: rc %d, rows == columns %d, "
+                         "max %.3f ULP", isa, op_name[op], f32 ? "f32" : "f64", o.temperature,
+                         rc, same, worst);
+                global_check(rc == CSM_OK && same && worst <= ulp_bound[op], what);
+            }
+        }
+        /* refused: a temperature out of range or NaN; nothing written */
+        for (int i = 0; i < R * N; i++)
+            setv(y, i, 7.0, f32);
+        int refused = 1;
+        const double bad[4] = {0.0, -1.0, NAN, 0x1p1001};
+        for (int b = 0; b < 4; b++) {
+            o.temperature = bad[b];
+            refused &= call_ex(SM, f32, x, y, &Lr, &o) == CSM_EINVAL;
+        }
+        for (int i = 0; i < R * N; i++)
+            refused &= getv(y, i, f32) == 7.0;
+        snprintf(what, sizeof what, "[%s] options %s: bad temperature refused", isa,
+                 f32 ? "f32" : "f64");
+        global_check(refused, what);
+        free(x), free(y), free(c), free(y2);
+    }
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 int main(void)
@@ -1054,6 +1185,10 @@ int main(void)
     FOR_ISA(check_fpenv_threads(S->name));
 #endif
     FOR_ISA(check_tiny_terms(S->name));
+    {
+        uint64_t seed = rng_s;
+        FOR_ISA((rng_s = seed, check_options(S->name)));
+    }
 
     long npass = global_pass, nfail = global_fail;
     for (int k = 0; k < nisa; k++) {
