@@ -10,6 +10,7 @@
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "exp_coeffs.h"
 #include "vec_lanes.h"
 
@@ -104,6 +105,22 @@ CV_INLINE void cv_st(void *p, ptrdiff_t s, cv_d v, int f32)
 CV_INLINE cv_d cv_pow2(__m512i kbiased)
 {
     return _mm512_castsi512_pd(_mm512_slli_epi64(kbiased, 52));
+}
+
+/* lanes whose mask byte p[l * s] is nonzero, l < w (kernels.inc's cv_keep) */
+#define CV_HAS_KEEP 1
+CV_INLINE cv_b cv_keep(const unsigned char *p, ptrdiff_t s, size_t w)
+{
+    unsigned char b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (s == 1 && w == 8)
+        memcpy(b, p, 8);
+    else
+        for (size_t l = 0; l < w; l++)
+            b[l] = p[(ptrdiff_t)l * s];
+    long long v;
+    memcpy(&v, b, 8);
+    __m512i q = _mm512_cvtepu8_epi64(_mm_cvtsi64_si128(v));
+    return _mm512_test_epi64_mask(q, q);
 }
 
 /* 2^k for kf = k + CSM_SHIFTER, k in [-1022, 1023] */
