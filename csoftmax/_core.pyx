@@ -857,6 +857,246 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None, num_threads=None):
     return _run(OP_LOGSUMEXP, x, axis, out, keepdims, num_threads)
 
 
+# ---------------------------------------------------------------- training (issue 8)
+# Gradients (softmax_backward, log_softmax_backward) and the fused
+# cross-entropy: the kernels of csoftmax/_src/train.inc.
+
+cdef extern from "csoftmax/csoftmax.h" nogil:
+    ctypedef struct csm_operand:
+        const void *p
+        Py_ssize_t outer, n, inner
+    int csm_softmax_backward_f32_mt(const float *x, const csm_operand *dy, float *dx,
+                                    const csm_layout *L, int threads)
+    int csm_softmax_backward_f64_mt(const double *x, const csm_operand *dy, double *dx,
+                                    const csm_layout *L, int threads)
+    int csm_log_softmax_backward_f32_mt(const float *x, const csm_operand *dy, float *dx,
+                                        const csm_layout *L, int threads)
+    int csm_log_softmax_backward_f64_mt(const double *x, const csm_operand *dy, double *dx,
+                                        const csm_layout *L, int threads)
+
+
+cdef struct _GradCtx:
+    int op
+    bint f32
+
+
+cdef int _call_grad(void *ctx, char **ptrs, const Plan *P, int nt) noexcept nogil:
+    """operands: 0 x (y or logp), 1 dx, 2 dy"""
+    cdef _GradCtx *c = <_GradCtx *>ctx
+    cdef csm_operand d
+    d.p = ptrs[2]
+    d.outer, d.n, d.inner = P.so[2], P.sn[2], P.si[2]
+    if c.f32:
+        if c.op == OP_SOFTMAX:
+            return csm_softmax_backward_f32_mt(<const float *>ptrs[0], &d, <float *>ptrs[1],
+                                               &P.L, nt)
+        return csm_log_softmax_backward_f32_mt(<const float *>ptrs[0], &d, <float *>ptrs[1],
+                                               &P.L, nt)
+    if c.op == OP_SOFTMAX:
+        return csm_softmax_backward_f64_mt(<const double *>ptrs[0], &d, <double *>ptrs[1],
+                                           &P.L, nt)
+    return csm_log_softmax_backward_f64_mt(<const double *>ptrs[0], &d, <double *>ptrs[1],
+                                           &P.L, nt)
+
+
+cdef object _grad_native(int op, object xa, object da, list red, object y, str name, int nt):
+    """xa, da: aligned native arrays of y's dtype (float32/float64) and
+    shape, non-empty; y: the output, not overlapping xa, overlapping da only
+    if identical to it. Writes y."""
+    cdef Plan P
+    cdef int rc
+    if not _plan_ops(&P, xa.shape, [xa.strides, y.strides, da.strides],
+                     [xa.itemsize, y.itemsize, da.itemsize], red):
+        # reduced axes that do not collapse: the reduced axes last, contiguous
+        keep = [i for i in range(xa.ndim) if i not in red]
+        perm = keep + red
+        xc = np.ascontiguousarray(xa.transpose(perm))
+        dc = np.ascontiguousarray(da.transpose(perm))
+        yc = np.empty_like(xc)
+        _grad_native(op, xc, dc, list(range(len(keep), xa.ndim)), yc, name, nt)
+        y[...] = yc.transpose(np.argsort(perm))
+        return y
+    cdef char *ptrs[3]
+    ptrs[0] = <char *>cnp.PyArray_DATA(xa)
+    ptrs[1] = <char *>cnp.PyArray_DATA(y)
+    ptrs[2] = <char *>cnp.PyArray_DATA(da)
+    cdef _GradCtx ctx
+    ctx.op = op
+    ctx.f32 = xa.dtype.itemsize == 4
+    with nogil:
+        rc = _execute_ops(_call_grad, &ctx, ptrs, &P, nt)
+    if rc != CSM_OK:
+        raise RuntimeError(f"{name}: internal error {rc} from the C kernel")
+    return y
+
+
+cdef object _check_out(object out, object dt, tuple shape, str name):
+    """Every check of a given `out` of the result's dtype and shape."""
+    if not isinstance(out, _ndarray):
+        raise TypeError(f"{name}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dt:
+        raise TypeError(f"{name}: out has dtype {out.dtype}, expected {dt}")
+    if out.shape != shape:
+        raise ValueError(f"{name}: out has shape {out.shape}, expected {shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: out is read-only")
+    if _self_overlapping(out):
+        raise ValueError(f"{name}: out has overlapping elements (a broadcast view), or "
+                         "strides that interleave its elements; pass a plain array")
+    return out
+
+
+cdef bint _same_view(object a, object b):
+    """a and b are the same elements: same data pointer, strides, dtype, shape."""
+    return (cnp.PyArray_DATA(a) == cnp.PyArray_DATA(b) and a.strides == b.strides
+            and a.dtype == b.dtype and a.shape == b.shape)
+
+
+cdef object _run_grad(int op, object x, object dy, object axis, object out, object num_threads):
+    cdef str name = "softmax_backward" if op == OP_SOFTMAX else "log_softmax_backward"
+    cdef str xname = "y" if op == OP_SOFTMAX else "logp"
+    cdef int nt = 0 if num_threads is None else _check_threads(num_threads, name)
+    xa = _as_array(x, f"{name}: {xname}")
+    da = _as_array(dy, f"{name}: dy")
+    dt = np.result_type(_result_dtype(xa.dtype, f"{name}: {xname}"),
+                        _result_dtype(da.dtype, f"{name}: dy"))
+    if xa.shape != da.shape:
+        raise ValueError(f"{name}: {xname} has shape {xa.shape} and dy {da.shape}; they must "
+                         "be equal (no broadcasting)")
+    cdef list red = _normalize_axis(axis, xa.ndim, name)
+    if out is not None:
+        _check_out(out, dt, xa.shape, name)
+        if out.size and np.may_share_memory(out, xa):
+            raise ValueError(f"{name}: out overlaps {xname} (only out=dy is allowed)")
+        if out.size and np.may_share_memory(out, da) and not _same_view(out, da):
+            raise ValueError(f"{name}: out overlaps dy without being dy itself")
+    cdef fenv_t fpenv
+    fegetenv(&fpenv)
+    fesetround(FE_TONEAREST)
+    csm_fp_enter()
+    try:
+        if dt.itemsize > 8:                 # longdouble: the NumPy twin
+            from csoftmax import _reference
+            fn = _reference.softmax_backward if op == OP_SOFTMAX else \
+                _reference.log_softmax_backward
+            return _finish(fn(xa.astype(dt), da.astype(dt), axis), out)
+        if dt.itemsize == 2:                # float16: computed in float32
+            res = _run_grad(op, xa.astype(_f32), da.astype(_f32), axis, None,
+                            None if nt == 0 else nt)
+            with np.errstate(over="ignore"):
+                res = res.astype(dt)
+            return _finish(res, out)
+        work_x, work_d = xa, da
+        if not (work_x.dtype == dt and work_x.flags.aligned and work_x.dtype.isnative):
+            work_x = np.array(work_x, dtype=dt, copy=True)
+        if not (work_d.dtype == dt and work_d.flags.aligned and work_d.dtype.isnative):
+            work_d = np.array(work_d, dtype=dt, copy=True)
+        y = out
+        if y is None or not y.flags.aligned or (y.size and np.may_share_memory(y, work_d)
+                                                  and not _same_view(y, work_d)):
+            y = np.empty_like(work_x)
+        if work_x.size:
+            _grad_native(op, work_x, work_d, red, y, name, nt)
+        if out is None:
+            return y[()] if y.ndim == 0 else y
+        if y is not out:
+            out[...] = y
+        return out
+    finally:
+        fesetenv(&fpenv)
+
+
+def softmax_backward(y, dy, axis=-1, *, out=None, num_threads=None):
+    """Gradient of softmax: ``dx = y * (dy - sum(dy * y, axis))``.
+
+    Given ``y = softmax(x, axis)`` and the gradient ``dy`` of a loss with
+    respect to ``y``, returns the gradient with respect to ``x``, in one
+    fused pass per slice (the sum carried in double-double).
+
+    Parameters
+    ----------
+    y : array_like
+        The softmax output, any shape and memory layout.
+    dy : array_like
+        The incoming gradient, exactly y's shape (no broadcasting).
+    axis : int, tuple of ints or None, default -1
+        The axis (axes) softmax was taken along (see `softmax`).
+    out : ndarray, optional
+        Exactly the result's shape and dtype, writeable. It may be ``dy``
+        itself (in place); any other overlap with ``y`` or ``dy`` raises
+        ValueError. Unchanged on error.
+    num_threads : int or None, default None
+        The most threads this call may use; the result does not depend on it.
+
+    Returns
+    -------
+    ndarray
+        dx, of the common float dtype of y and dy (the dtype rules of
+        `softmax`: integers -> float64, float16 computed in float32,
+        longdouble through NumPy).
+
+    Notes
+    -----
+    Accuracy: float64 within ``2u|dx| + |y| 2**-100 sum|dy*y|`` of the exact
+    result for the given inputs (u = 2**-53; at most 2 ULP); float32 within
+    half an ULP. Special values follow the formula in IEEE arithmetic: a NaN
+    in a slice of y or dy makes the whole slice NaN; an infinite ``dy*y``
+    makes the sum infinite (NaN where inf - inf or 0 * inf occurs).
+
+    Examples
+    --------
+    >>> import numpy as np, csoftmax
+    >>> y = csoftmax.softmax(np.array([1.0, 2.0, 3.0]))
+    >>> csoftmax.softmax_backward(y, np.array([0.0, 0.0, 1.0]))
+    array([-0.05989202, -0.1628034 ,  0.22269543])
+    """
+    return _run_grad(OP_SOFTMAX, y, dy, axis, out, num_threads)
+
+
+def log_softmax_backward(logp, dy, axis=-1, *, out=None, num_threads=None):
+    """Gradient of log_softmax: ``dx = dy - exp(logp) * sum(dy, axis)``.
+
+    Given ``logp = log_softmax(x, axis)`` and the gradient ``dy`` of a loss
+    with respect to ``logp``, returns the gradient with respect to ``x``.
+
+    Parameters
+    ----------
+    logp : array_like
+        The log_softmax output, any shape and memory layout.
+    dy : array_like
+        The incoming gradient, exactly logp's shape (no broadcasting).
+    axis : int, tuple of ints or None, default -1
+        The axis (axes) log_softmax was taken along (see `softmax`).
+    out : ndarray, optional
+        Exactly the result's shape and dtype, writeable. It may be ``dy``
+        itself (in place); any other overlap with ``logp`` or ``dy`` raises
+        ValueError. Unchanged on error.
+    num_threads : int or None, default None
+        The most threads this call may use; the result does not depend on it.
+
+    Returns
+    -------
+    ndarray
+        dx, of the common float dtype of logp and dy (see `softmax_backward`).
+
+    Notes
+    -----
+    Accuracy: float64 within ``2u|dx| + 2u exp(logp)|sum(dy)|`` of the exact
+    result (u = 2**-53); float32 within half an ULP plus
+    ``2**-33 exp(logp)|sum(dy)|``. Special values: the formula in IEEE
+    arithmetic (a NaN in a slice of dy gives a NaN slice; ``logp = -inf``
+    gives ``dx = dy`` there while the sum is finite).
+
+    Examples
+    --------
+    >>> import numpy as np, csoftmax
+    >>> logp = csoftmax.log_softmax(np.array([1.0, 2.0, 3.0]))
+    >>> csoftmax.log_softmax_backward(logp, np.array([0.0, 0.0, -1.0]))
+    array([ 0.09003057,  0.24472847, -0.33475904])
+    """
+    return _run_grad(OP_LOG_SOFTMAX, logp, dy, axis, out, num_threads)
+
+
 # ---- C-API capsule (issue 6) ----
 # The csm_api function table of csoftmax.h, for other C and Cython extensions:
 # csm_import() (csoftmax_capi.h) and csoftmax.import_csoftmax() (__init__.pxd)

@@ -55,7 +55,7 @@ try:
 except ImportError:  # numpy < 2.0
     from numpy.core.numeric import normalize_axis_tuple
 
-__all__ = ["softmax", "log_softmax", "logsumexp"]
+__all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward"]
 
 
 # --------------------------------------------------------------------------
@@ -252,3 +252,26 @@ def logsumexp(x, axis=-1, *, keepdims=False, work_dtype=None):
     else:
         shape = kept_shape
     return np.asarray(res).reshape(shape)
+
+
+# ---- training (issue 8): the gradients' twins, in the inputs' dtype (long
+# double for the public functions' longdouble path)
+
+def softmax_backward(y, dy, axis=-1):
+    """dx = y * (dy - sum(dy * y)) along `axis` (int, tuple or None)."""
+    y = np.asarray(y)
+    dy = np.asarray(dy)
+    ax = tuple(range(y.ndim)) if axis is None else normalize_axis_tuple(axis, y.ndim)
+    with np.errstate(all="ignore"):
+        s = np.sum(dy * y, axis=ax, keepdims=True)
+        return y * (dy - s)
+
+
+def log_softmax_backward(logp, dy, axis=-1):
+    """dx = dy - exp(logp) * sum(dy) along `axis` (int, tuple or None)."""
+    logp = np.asarray(logp)
+    dy = np.asarray(dy)
+    ax = tuple(range(logp.ndim)) if axis is None else normalize_axis_tuple(axis, logp.ndim)
+    with np.errstate(all="ignore"):
+        s = np.sum(dy, axis=ax, keepdims=True)
+        return dy - np.exp(logp) * s

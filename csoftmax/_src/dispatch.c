@@ -23,13 +23,20 @@ typedef struct {
     csm_f32_ex_fn logsumexp_f32;
     csm_f64_ex_fn logsumexp_f64;
     void (*exp_nonpos_f64)(const double *, double *, size_t);
+    /* training (issue 8) */
+    csm_f32_grad_fn softmax_backward_f32;
+    csm_f64_grad_fn softmax_backward_f64;
+    csm_f32_grad_fn log_softmax_backward_f32;
+    csm_f64_grad_fn log_softmax_backward_f64;
 } kernel_set;
 
 #define KERNEL_SET(isa)                                                                      \
     {                                                                                        \
         csm_softmax_f32_##isa, csm_softmax_f64_##isa, csm_log_softmax_f32_##isa,             \
             csm_log_softmax_f64_##isa, csm_logsumexp_f32_##isa, csm_logsumexp_f64_##isa,     \
-            csm_exp_nonpos_f64_##isa                                                         \
+            csm_exp_nonpos_f64_##isa, csm_softmax_backward_f32_##isa,                        \
+            csm_softmax_backward_f64_##isa, csm_log_softmax_backward_f32_##isa,              \
+            csm_log_softmax_backward_f64_##isa                                               \
     }
 
 static const kernel_set scalar_set = KERNEL_SET(scalar);
@@ -227,6 +234,40 @@ ENTRY(log_softmax_f64, double)
 ENTRY(logsumexp_f32, float)
 ENTRY(logsumexp_f64, double)
 
+/* ---- training entry points (issue 8) ---- */
+
+/* NULL is only allowed for an empty array: x, dy and dx */
+static int bad_grad_args(const void *x, const csm_operand *dy, const void *dx,
+                         const csm_layout *L)
+{
+    if (L == NULL || dy == NULL)
+        return 1;
+    if (L->outer == 0 || L->inner == 0 || L->n == 0)
+        return 0;
+    return x == NULL || dy->p == NULL || dx == NULL;
+}
+
+#define GRAD_ENTRY(name, T)                                                                  \
+    int csm_##name##_mt(const T *x, const csm_operand *dy, T *dx, const csm_layout *L,       \
+                        int threads)                                                         \
+    {                                                                                        \
+        if (bad_grad_args(x, dy, dx, L))                                                     \
+            return CSM_EINVAL;                                                               \
+        csm_fpstate fp = csm_fp_enter();                                                     \
+        int rc = active->name(x, dy, dx, L, threads);                                        \
+        csm_fp_leave(fp);                                                                    \
+        return rc;                                                                           \
+    }                                                                                        \
+    int csm_##name(const T *x, const csm_operand *dy, T *dx, const csm_layout *L)            \
+    {                                                                                        \
+        return csm_##name##_mt(x, dy, dx, L, 1);                                             \
+    }
+
+GRAD_ENTRY(softmax_backward_f32, float)
+GRAD_ENTRY(softmax_backward_f64, double)
+GRAD_ENTRY(log_softmax_backward_f32, float)
+GRAD_ENTRY(log_softmax_backward_f64, double)
+
 void csm_exp_nonpos_f64(const double *x, double *y, size_t n)
 {
     csm_fpstate fp = csm_fp_enter();
@@ -258,6 +299,10 @@ static const csm_api api = {
     csm_log_softmax_f64_ex,
     csm_logsumexp_f32_ex,
     csm_logsumexp_f64_ex,
+    csm_softmax_backward_f32_mt,
+    csm_softmax_backward_f64_mt,
+    csm_log_softmax_backward_f32_mt,
+    csm_log_softmax_backward_f64_mt,
 };
 
 const csm_api *csm_get_api(void)

@@ -208,6 +208,40 @@ int csm_logsumexp_f32_ex(const float *x, float *y, const csm_layout *L, const cs
 int csm_logsumexp_f64_ex(const double *x, double *y, const csm_layout *L,
                          const csm_options *opt, int threads);
 
+/* Gradients (issue 8), per row of the reduced axis:
+ *   softmax_backward      dx = y * (dy - sum(dy * y))    (y = softmax(x))
+ *   log_softmax_backward  dx = dy - exp(logp) * sum(dy)  (logp = log_softmax(x))
+ *   x   y or logp, at L's x strides; read only;
+ *   dy  the incoming gradient, same [outer][n][inner] shape, its own
+ *       element strides (dy->p of the kernel's type); read only;
+ *   dx  the result, at L's y strides. dx may be dy->p itself with dy's
+ *       strides (in place); any other overlap is undefined.
+ * The sums are carried in double-double: float64 softmax_backward within
+ * 2u|dx| + |y| 2^-100 sum|dy y| of the exact result for the given inputs,
+ * log_softmax_backward within 2u|dx| + 2u exp(logp)|s|; float32 within half
+ * an ULP (plus 2^-33 exp(logp)|s|). Special values: the formulas in IEEE
+ * arithmetic (a NaN in a row gives a NaN row). Returns CSM_OK, or
+ * CSM_EINVAL (nothing written) for a NULL layout or operand, or a NULL
+ * pointer with a non-empty array. threads as in the _mt kernels (rows are
+ * split among the threads; bitwise equal for every count); the plain
+ * functions run serially. */
+int csm_softmax_backward_f32(const float *y, const csm_operand *dy, float *dx,
+                             const csm_layout *L);
+int csm_softmax_backward_f64(const double *y, const csm_operand *dy, double *dx,
+                             const csm_layout *L);
+int csm_log_softmax_backward_f32(const float *logp, const csm_operand *dy, float *dx,
+                                 const csm_layout *L);
+int csm_log_softmax_backward_f64(const double *logp, const csm_operand *dy, double *dx,
+                                 const csm_layout *L);
+int csm_softmax_backward_f32_mt(const float *y, const csm_operand *dy, float *dx,
+                                const csm_layout *L, int threads);
+int csm_softmax_backward_f64_mt(const double *y, const csm_operand *dy, double *dx,
+                                const csm_layout *L, int threads);
+int csm_log_softmax_backward_f32_mt(const float *logp, const csm_operand *dy, float *dx,
+                                    const csm_layout *L, int threads);
+int csm_log_softmax_backward_f64_mt(const double *logp, const csm_operand *dy, double *dx,
+                                    const csm_layout *L, int threads);
+
 /* The default thread count of the _mt kernels: the value last given to
  * csm_set_default_threads() if any, else OpenMP's omp_get_max_threads() in
  * the calling thread (which follows OMP_NUM_THREADS, the CPU affinity mask
@@ -252,7 +286,9 @@ csm_isa csm_init(void);
  *                csm_logsumexp_f64_mt (threads inside the call);
  *   default_threads  csm_default_threads;
  *   softmax_f32_ex ... logsumexp_f64_ex  csm_softmax_f32_ex ...
- *                csm_logsumexp_f64_ex (masks, temperature; issue 8).
+ *                csm_logsumexp_f64_ex (masks, temperature; issue 8);
+ *   softmax_backward_f32 ... log_softmax_backward_f64  the _mt gradient
+ *                kernels csm_softmax_backward_f32_mt ... (issue 8).
  * csm_f32_fn / csm_f64_fn: the kernel signature, (x, y, L) as above;
  * csm_f32_mt_fn / csm_f64_mt_fn: (x, y, L, threads) as in csm_*_mt;
  * csm_f32_ex_fn / csm_f64_ex_fn: (x, y, L, opt, threads) as in csm_*_ex. */
@@ -263,6 +299,12 @@ typedef int (*csm_f64_mt_fn)(const double *, double *, const csm_layout *, int);
 typedef int (*csm_f32_ex_fn)(const float *, float *, const csm_layout *, const csm_options *, int);
 typedef int (*csm_f64_ex_fn)(const double *, double *, const csm_layout *, const csm_options *,
                              int);
+/* csm_f32_grad_fn / csm_f64_grad_fn: (x, dy, dx, L, threads) as in
+ * csm_softmax_backward_f32_mt */
+typedef int (*csm_f32_grad_fn)(const float *, const csm_operand *, float *, const csm_layout *,
+                               int);
+typedef int (*csm_f64_grad_fn)(const double *, const csm_operand *, double *,
+                               const csm_layout *, int);
 typedef struct csm_api {
     uint32_t abi_version; /* CSM_ABI_VERSION of the library */
     uint32_t struct_size; /* sizeof(csm_api) of the library */
@@ -289,6 +331,11 @@ typedef struct csm_api {
     csm_f64_ex_fn log_softmax_f64_ex;
     csm_f32_ex_fn logsumexp_f32_ex;
     csm_f64_ex_fn logsumexp_f64_ex;
+    /* training (issue 8): gradients */
+    csm_f32_grad_fn softmax_backward_f32;
+    csm_f64_grad_fn softmax_backward_f64;
+    csm_f32_grad_fn log_softmax_backward_f32;
+    csm_f64_grad_fn log_softmax_backward_f64;
 } csm_api;
 
 /* The library's table (filled with the public entry points above): static,
