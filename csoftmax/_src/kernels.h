@@ -43,7 +43,11 @@ CSM_DECLARE_ISA(neon)
     CSM_HIDDEN int csm_log_softmax_backward_f32_##isa(const float *, const csm_operand *,      \
                                                       float *, const csm_layout *, int);      \
     CSM_HIDDEN int csm_log_softmax_backward_f64_##isa(const double *, const csm_operand *,     \
-                                                      double *, const csm_layout *, int);
+                                                      double *, const csm_layout *, int);       \
+    CSM_HIDDEN int csm_cross_entropy_f32_##isa(const float *, float *, const csm_layout *,     \
+                                               const csm_ce_args *, double *, int);            \
+    CSM_HIDDEN int csm_cross_entropy_f64_##isa(const double *, double *, const csm_layout *,   \
+                                               const csm_ce_args *, double *, int);
 
 CSM_DECLARE_TRAIN_ISA(scalar)
 CSM_DECLARE_TRAIN_ISA(avx2)
