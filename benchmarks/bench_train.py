@@ -135,10 +135,11 @@ def main():
         print("|---|---|---:|---:|---:|---:|---:|")
         for op, dt, t in rows:
             tt = t.get("torch")
-            print(f"| {op} | {dt} | {t['csoftmax'] * 1e3:.2f} | {t['numpy'] * 1e3:.2f} | "
-                  f"{'-' if tt is None else f'{tt * 1e3:.2f}'} | "
-                  f"{t['numpy'] / t['csoftmax']:.1f}x | "
-                  f"{'-' if tt is None else f'{tt / t['csoftmax']:.2f}x'} |")
+            cs = t["csoftmax"]
+            torch_ms = "-" if tt is None else f"{tt * 1e3:.2f}"
+            vs_torch = "-" if tt is None else f"{tt / cs:.2f}x"
+            print(f"| {op} | {dt} | {cs * 1e3:.2f} | {t['numpy'] * 1e3:.2f} | {torch_ms} | "
+                  f"{t['numpy'] / cs:.1f}x | {vs_torch} |")
     else:
         for op, dt, t in rows:
             print(f"{op:22s} {dt:8s} " + "  ".join(f"{k} {v * 1e3:8.2f} ms" for k, v in t.items()))
