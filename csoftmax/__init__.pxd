@@ -75,6 +75,11 @@ cdef extern from "csoftmax/csoftmax_capi.h":
                                   const csm_options *opt, int threads) noexcept nogil
     ctypedef int (*csm_f64_ex_fn)(const double *x, double *y, const csm_layout *L,
                                   const csm_options *opt, int threads) noexcept nogil
+    # training (issue 8): gradient kernels, dy a further operand
+    ctypedef int (*csm_f32_grad_fn)(const float *x, const csm_operand *dy, float *dx,
+                                    const csm_layout *L, int threads) noexcept nogil
+    ctypedef int (*csm_f64_grad_fn)(const double *x, const csm_operand *dy, double *dx,
+                                    const csm_layout *L, int threads) noexcept nogil
 
     # the function table (append-only; only the members known to this header)
     ctypedef struct csm_api:
@@ -101,6 +106,11 @@ cdef extern from "csoftmax/csoftmax_capi.h":
         csm_f64_ex_fn log_softmax_f64_ex
         csm_f32_ex_fn logsumexp_f32_ex
         csm_f64_ex_fn logsumexp_f64_ex
+        # training (issue 8)
+        csm_f32_grad_fn softmax_backward_f32
+        csm_f64_grad_fn softmax_backward_f64
+        csm_f32_grad_fn log_softmax_backward_f32
+        csm_f64_grad_fn log_softmax_backward_f64
 
     # static inline in csoftmax.h: no table needed
     csm_layout csm_rows(size_t rows, size_t n) noexcept nogil
@@ -302,3 +312,38 @@ cdef inline const char *active_isa_name() noexcept nogil:
     if csm_API == NULL:
         return NULL
     return csm_API.isa_name(csm_API.active_isa())
+
+
+# ---- training (issue 8): gradients, threads as in the _mt functions
+
+cdef inline int softmax_backward_f32(const float *y, const csm_operand *dy, float *dx,
+                                     const csm_layout *L, int threads) noexcept nogil:
+    """dx = y * (dy - sum(dy * y)) per row (csm_softmax_backward_f32_mt)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.softmax_backward_f32(y, dy, dx, L, threads)
+
+
+cdef inline int softmax_backward_f64(const double *y, const csm_operand *dy, double *dx,
+                                     const csm_layout *L, int threads) noexcept nogil:
+    """softmax_backward_f32 for float64."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.softmax_backward_f64(y, dy, dx, L, threads)
+
+
+cdef inline int log_softmax_backward_f32(const float *logp, const csm_operand *dy, float *dx,
+                                         const csm_layout *L, int threads) noexcept nogil:
+    """dx = dy - exp(logp) * sum(dy) per row (csm_log_softmax_backward_f32_mt)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.log_softmax_backward_f32(logp, dy, dx, L, threads)
+
+
+cdef inline int log_softmax_backward_f64(const double *logp, const csm_operand *dy,
+                                         double *dx, const csm_layout *L,
+                                         int threads) noexcept nogil:
+    """log_softmax_backward_f32 for float64."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.log_softmax_backward_f64(logp, dy, dx, L, threads)

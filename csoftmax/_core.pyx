@@ -1075,6 +1075,515 @@ def logsumexp(x, axis=-1, *, keepdims=False, out=None, num_threads=None, where=N
                     temperature)
 
 
+# ---------------------------------------------------------------- training (issue 8)
+# Gradients (softmax_backward, log_softmax_backward) and the fused
+# cross-entropy: the kernels of csoftmax/_src/train.inc.
+
+cdef extern from "csoftmax/csoftmax.h" nogil:
+    ctypedef struct csm_operand:
+        const void *p
+        Py_ssize_t outer, n, inner
+    int csm_softmax_backward_f32_mt(const float *x, const csm_operand *dy, float *dx,
+                                    const csm_layout *L, int threads)
+    int csm_softmax_backward_f64_mt(const double *x, const csm_operand *dy, double *dx,
+                                    const csm_layout *L, int threads)
+    int csm_log_softmax_backward_f32_mt(const float *x, const csm_operand *dy, float *dx,
+                                        const csm_layout *L, int threads)
+    int csm_log_softmax_backward_f64_mt(const double *x, const csm_operand *dy, double *dx,
+                                        const csm_layout *L, int threads)
+
+
+cdef struct _GradCtx:
+    int op
+    bint f32
+
+
+cdef int _call_grad(void *ctx, char **ptrs, const Plan *P, int nt) noexcept nogil:
+    """operands: 0 x (y or logp), 1 dx, 2 dy"""
+    cdef _GradCtx *c = <_GradCtx *>ctx
+    cdef csm_operand d
+    d.p = ptrs[2]
+    d.outer, d.n, d.inner = P.so[2], P.sn[2], P.si[2]
+    if c.f32:
+        if c.op == OP_SOFTMAX:
+            return csm_softmax_backward_f32_mt(<const float *>ptrs[0], &d, <float *>ptrs[1],
+                                               &P.L, nt)
+        return csm_log_softmax_backward_f32_mt(<const float *>ptrs[0], &d, <float *>ptrs[1],
+                                               &P.L, nt)
+    if c.op == OP_SOFTMAX:
+        return csm_softmax_backward_f64_mt(<const double *>ptrs[0], &d, <double *>ptrs[1],
+                                           &P.L, nt)
+    return csm_log_softmax_backward_f64_mt(<const double *>ptrs[0], &d, <double *>ptrs[1],
+                                           &P.L, nt)
+
+
+cdef object _grad_native(int op, object xa, object da, list red, object y, str name, int nt):
+    """xa, da: aligned native arrays of y's dtype (float32/float64) and
+    shape, non-empty; y: the output, not overlapping xa, overlapping da only
+    if identical to it. Writes y."""
+    cdef Plan P
+    cdef int rc
+    if not _plan_ops(&P, xa.shape, [xa.strides, y.strides, da.strides],
+                     [xa.itemsize, y.itemsize, da.itemsize], red):
+        # reduced axes that do not collapse: the reduced axes last, contiguous
+        keep = [i for i in range(xa.ndim) if i not in red]
+        perm = keep + red
+        xc = np.ascontiguousarray(xa.transpose(perm))
+        dc = np.ascontiguousarray(da.transpose(perm))
+        yc = np.empty_like(xc)
+        _grad_native(op, xc, dc, list(range(len(keep), xa.ndim)), yc, name, nt)
+        y[...] = yc.transpose(np.argsort(perm))
+        return y
+    cdef char *ptrs[3]
+    ptrs[0] = <char *>cnp.PyArray_DATA(xa)
+    ptrs[1] = <char *>cnp.PyArray_DATA(y)
+    ptrs[2] = <char *>cnp.PyArray_DATA(da)
+    cdef _GradCtx ctx
+    ctx.op = op
+    ctx.f32 = xa.dtype.itemsize == 4
+    with nogil:
+        rc = _execute_ops(_call_grad, &ctx, ptrs, &P, nt)
+    if rc != CSM_OK:
+        raise RuntimeError(f"{name}: internal error {rc} from the C kernel")
+    return y
+
+
+cdef object _check_out(object out, object dt, tuple shape, str name):
+    """Every check of a given `out` of the result's dtype and shape."""
+    if not isinstance(out, _ndarray):
+        raise TypeError(f"{name}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dt:
+        raise TypeError(f"{name}: out has dtype {out.dtype}, expected {dt}")
+    if out.shape != shape:
+        raise ValueError(f"{name}: out has shape {out.shape}, expected {shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: out is read-only")
+    if _self_overlapping(out):
+        raise ValueError(f"{name}: out has overlapping elements (a broadcast view), or "
+                         "strides that interleave its elements; pass a plain array")
+    return out
+
+
+cdef bint _same_view(object a, object b):
+    """a and b are the same elements: same data pointer, strides, dtype, shape."""
+    return (cnp.PyArray_DATA(a) == cnp.PyArray_DATA(b) and a.strides == b.strides
+            and a.dtype == b.dtype and a.shape == b.shape)
+
+
+cdef object _run_grad(int op, object x, object dy, object axis, object out, object num_threads):
+    cdef str name = "softmax_backward" if op == OP_SOFTMAX else "log_softmax_backward"
+    cdef str xname = "y" if op == OP_SOFTMAX else "logp"
+    cdef int nt = 0 if num_threads is None else _check_threads(num_threads, name)
+    xa = _as_array(x, f"{name}: {xname}")
+    da = _as_array(dy, f"{name}: dy")
+    dt = np.result_type(_result_dtype(xa.dtype, f"{name}: {xname}"),
+                        _result_dtype(da.dtype, f"{name}: dy"))
+    if xa.shape != da.shape:
+        raise ValueError(f"{name}: {xname} has shape {xa.shape} and dy {da.shape}; they must "
+                         "be equal (no broadcasting)")
+    cdef list red = _normalize_axis(axis, xa.ndim, name)
+    if out is not None:
+        _check_out(out, dt, xa.shape, name)
+        if out.size and np.may_share_memory(out, xa):
+            raise ValueError(f"{name}: out overlaps {xname} (only out=dy is allowed)")
+        if out.size and np.may_share_memory(out, da) and not _same_view(out, da):
+            raise ValueError(f"{name}: out overlaps dy without being dy itself")
+    cdef fenv_t fpenv
+    fegetenv(&fpenv)
+    fesetround(FE_TONEAREST)
+    csm_fp_enter()
+    try:
+        if dt.itemsize > 8:                 # longdouble: the NumPy twin
+            from csoftmax import _reference
+            fn = _reference.softmax_backward if op == OP_SOFTMAX else \
+                _reference.log_softmax_backward
+            return _finish(fn(xa.astype(dt), da.astype(dt), axis), out)
+        if dt.itemsize == 2:                # float16: computed in float32
+            res = _run_grad(op, xa.astype(_f32), da.astype(_f32), axis, None,
+                            None if nt == 0 else nt)
+            with np.errstate(over="ignore"):
+                res = res.astype(dt)
+            return _finish(res, out)
+        work_x, work_d = xa, da
+        if not (work_x.dtype == dt and work_x.flags.aligned and work_x.dtype.isnative):
+            work_x = np.array(work_x, dtype=dt, copy=True)
+        if not (work_d.dtype == dt and work_d.flags.aligned and work_d.dtype.isnative):
+            work_d = np.array(work_d, dtype=dt, copy=True)
+        y = out
+        if y is None or not y.flags.aligned or (y.size and np.may_share_memory(y, work_d)
+                                                  and not _same_view(y, work_d)):
+            y = np.empty_like(work_x)
+        if work_x.size:
+            _grad_native(op, work_x, work_d, red, y, name, nt)
+        if out is None:
+            return y[()] if y.ndim == 0 else y
+        if y is not out:
+            out[...] = y
+        return out
+    finally:
+        fesetenv(&fpenv)
+
+
+def softmax_backward(y, dy, axis=-1, *, out=None, num_threads=None):
+    """Gradient of softmax: ``dx = y * (dy - sum(dy * y, axis))``.
+
+    Given ``y = softmax(x, axis)`` and the gradient ``dy`` of a loss with
+    respect to ``y``, returns the gradient with respect to ``x``, in one
+    fused pass per slice (the sum carried in double-double).
+
+    Parameters
+    ----------
+    y : array_like
+        The softmax output, any shape and memory layout.
+    dy : array_like
+        The incoming gradient, exactly y's shape (no broadcasting).
+    axis : int, tuple of ints or None, default -1
+        The axis (axes) softmax was taken along (see `softmax`).
+    out : ndarray, optional
+        Exactly the result's shape and dtype, writeable. It may be ``dy``
+        itself (in place); any other overlap with ``y`` or ``dy`` raises
+        ValueError. Unchanged on error.
+    num_threads : int or None, default None
+        The most threads this call may use; the result does not depend on it.
+
+    Returns
+    -------
+    ndarray
+        dx, of the common float dtype of y and dy (the dtype rules of
+        `softmax`: integers -> float64, float16 computed in float32,
+        longdouble through NumPy).
+
+    Notes
+    -----
+    Accuracy: float64 within ``2u|dx| + |y| 2**-100 sum|dy*y|`` of the exact
+    result for the given inputs (u = 2**-53; at most 2 ULP); float32 within
+    half an ULP. Special values follow the formula in IEEE arithmetic: a NaN
+    in a slice of y or dy makes the whole slice NaN; an infinite ``dy*y``
+    makes the sum infinite (NaN where inf - inf or 0 * inf occurs).
+
+    Examples
+    --------
+    >>> import numpy as np, csoftmax
+    >>> y = csoftmax.softmax(np.array([1.0, 2.0, 3.0]))
+    >>> csoftmax.softmax_backward(y, np.array([0.0, 0.0, 1.0]))
+    array([-0.05989202, -0.1628034 ,  0.22269543])
+    """
+    return _run_grad(OP_SOFTMAX, y, dy, axis, out, num_threads)
+
+
+def log_softmax_backward(logp, dy, axis=-1, *, out=None, num_threads=None):
+    """Gradient of log_softmax: ``dx = dy - exp(logp) * sum(dy, axis)``.
+
+    Given ``logp = log_softmax(x, axis)`` and the gradient ``dy`` of a loss
+    with respect to ``logp``, returns the gradient with respect to ``x``.
+
+    Parameters
+    ----------
+    logp : array_like
+        The log_softmax output, any shape and memory layout.
+    dy : array_like
+        The incoming gradient, exactly logp's shape (no broadcasting).
+    axis : int, tuple of ints or None, default -1
+        The axis (axes) log_softmax was taken along (see `softmax`).
+    out : ndarray, optional
+        Exactly the result's shape and dtype, writeable. It may be ``dy``
+        itself (in place); any other overlap with ``logp`` or ``dy`` raises
+        ValueError. Unchanged on error.
+    num_threads : int or None, default None
+        The most threads this call may use; the result does not depend on it.
+
+    Returns
+    -------
+    ndarray
+        dx, of the common float dtype of logp and dy (see `softmax_backward`).
+
+    Notes
+    -----
+    Accuracy: float64 within ``2u|dx| + 2u exp(logp)|sum(dy)|`` of the exact
+    result (u = 2**-53); float32 within half an ULP plus
+    ``2**-33 exp(logp)|sum(dy)|``. Special values: the formula in IEEE
+    arithmetic (a NaN in a slice of dy gives a NaN slice; ``logp = -inf``
+    gives ``dx = dy`` there while the sum is finite).
+
+    Examples
+    --------
+    >>> import numpy as np, csoftmax
+    >>> logp = csoftmax.log_softmax(np.array([1.0, 2.0, 3.0]))
+    >>> csoftmax.log_softmax_backward(logp, np.array([0.0, 0.0, -1.0]))
+    array([ 0.09003057,  0.24472847, -0.33475904])
+    """
+    return _run_grad(OP_LOG_SOFTMAX, logp, dy, axis, out, num_threads)
+
+
+cdef extern from "csoftmax/csoftmax.h" nogil:
+    int CSM_ERANGE
+    int CSM_REDUCE_NONE
+    int CSM_REDUCE_MEAN
+    int CSM_REDUCE_SUM
+    ctypedef struct csm_ce_args:
+        csm_operand target
+        int probs
+        long long ignore_index
+        double label_smoothing
+        int reduction
+        void *grad
+        Py_ssize_t grad_outer, grad_n, grad_inner
+    int csm_cross_entropy_f32_mt(const float *x, float *loss, const csm_layout *L,
+                                 const csm_ce_args *a, double *total, int threads)
+    int csm_cross_entropy_f64_mt(const double *x, double *loss, const csm_layout *L,
+                                 const csm_ce_args *a, double *total, int threads)
+
+
+cdef dict _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+
+
+cdef object _ce_native(object xa, object ta, bint probs, int ax, object loss, object grad,
+                       int reduction, double eps, long long ignore_index, int nt):
+    """One C call. xa: aligned native float32/float64, non-empty rows; ta:
+    int64 class targets (x's shape without ax) or probabilities (x's shape,
+    x's dtype); loss: x's shape without ax; grad: None or x's shape.
+    Returns the C total (sum or mean)."""
+    cdef Plan P
+    cdef int rc
+    cdef list red = [ax]
+    nd = xa.ndim
+    lst = tuple(0 if i == ax else loss.strides[i - (i > ax)] for i in range(nd))
+    tst = ta.strides if probs else tuple(0 if i == ax else ta.strides[i - (i > ax)]
+                                          for i in range(nd))
+    strides = [xa.strides, lst, tst]
+    isz = [xa.itemsize, loss.itemsize, ta.itemsize]
+    if grad is not None:
+        strides.append(grad.strides)
+        isz.append(grad.itemsize)
+    if not _plan_ops(&P, xa.shape, strides, isz, red) or P.nbatch > 0:
+        # not one [outer][n][inner] call: the class axis last, contiguous
+        xc = np.ascontiguousarray(np.moveaxis(xa, ax, -1))
+        tc = np.ascontiguousarray(np.moveaxis(ta, ax, -1) if probs else ta)
+        lc = np.empty(xc.shape[:nd - 1], xa.dtype)
+        gc = None if grad is None else np.empty_like(xc)
+        tot = _ce_native(xc, tc, probs, nd - 1, lc, gc, reduction, eps, ignore_index, nt)
+        loss[...] = lc
+        if grad is not None:
+            grad[...] = np.moveaxis(gc, -1, ax)
+        return tot
+    cdef csm_ce_args A
+    A.target.p = <const void *>cnp.PyArray_DATA(ta)
+    A.target.outer, A.target.n, A.target.inner = P.so[2], P.sn[2], P.si[2]
+    A.probs = probs
+    A.ignore_index = ignore_index
+    A.label_smoothing = eps
+    A.reduction = reduction
+    A.grad = NULL
+    A.grad_outer = A.grad_n = A.grad_inner = 0
+    if grad is not None:
+        A.grad = <void *>cnp.PyArray_DATA(grad)
+        A.grad_outer, A.grad_n, A.grad_inner = P.so[3], P.sn[3], P.si[3]
+    cdef char *xp = <char *>cnp.PyArray_DATA(xa)
+    cdef char *lp = <char *>cnp.PyArray_DATA(loss)
+    cdef double total = 0.0
+    cdef bint f32 = xa.itemsize == 4
+    with nogil:
+        if f32:
+            rc = csm_cross_entropy_f32_mt(<const float *>xp, <float *>lp, &P.L, &A, &total, nt)
+        else:
+            rc = csm_cross_entropy_f64_mt(<const double *>xp, <double *>lp, &P.L, &A, &total,
+                                          nt)
+    if rc == CSM_ERANGE:
+        raise ValueError("cross_entropy: a target class index is out of range")
+    if rc != CSM_OK:
+        raise RuntimeError(f"cross_entropy: internal error {rc} from the C kernel")
+    return total
+
+
+def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
+                  ignore_index=-100, return_grad=False, out=None, num_threads=None):
+    """Cross-entropy of softmax(logits) against a target, fused in one kernel.
+
+    ``loss = sum_c q_c * (logsumexp(logits) - logits_c)`` per slice along
+    `axis` (the class axis), q the target distribution, with the semantics
+    of ``torch.nn.functional.cross_entropy`` (reductions, label smoothing,
+    ignore_index); the gradient of the returned loss with respect to the
+    logits is written in the same pass when asked.
+
+    Parameters
+    ----------
+    logits : array_like
+        Unnormalized scores, any shape with at least one axis; the classes
+        lie along `axis`.
+    target : array_like
+        Class indices: any integer dtype, logits' shape without `axis`
+        (values in [0, C) or `ignore_index`). Or class probabilities: a
+        float dtype, exactly logits' shape.
+    axis : int, default -1
+        The class axis. torch's is 1 for inputs of 2 or more dimensions:
+        pass ``axis=1`` for torch's (N, C, d1, ...) layout.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none": the loss per slice (logits' shape without `axis`); "sum":
+        their sum; "mean": their sum over the number of slices whose target
+        is not ignore_index (class indices), or over all slices
+        (probabilities). A mean over no slice is NaN.
+    label_smoothing : float in [0, 1], default 0.0
+        q = (1 - label_smoothing) * target + label_smoothing / C.
+    ignore_index : int, default -100
+        Class-index slices with this target contribute 0 loss and 0
+        gradient, and are not counted by "mean". Not used with probabilities.
+    return_grad : bool, default False
+        Also return the gradient of the returned loss with respect to
+        logits (logits' shape): ``(softmax * sum(q) - q) / count`` for
+        "mean" (``count`` as above), without the division otherwise
+        ("none": the gradient of the sum of the per-slice losses).
+    out : ndarray, optional
+        For reduction="none" only: the per-slice loss array (exactly its
+        shape and dtype, writeable, not overlapping the inputs).
+    num_threads : int or None, default None
+        The most threads this call may use; the result does not depend on it.
+
+    Returns
+    -------
+    loss : ndarray or scalar
+        A NumPy scalar for "mean" and "sum"; an array for "none".
+    grad : ndarray
+        Only with return_grad=True: ``(loss, grad)``.
+
+    Notes
+    -----
+    dtypes: the logits' float dtype (float32 and float64 natively, float16
+    computed in float32, longdouble through a NumPy twin; integer logits
+    -> float64); probability targets are cast to it.
+
+    Accuracy (finite logits): per-slice loss within 2 ULP of the exact value
+    for the given inputs (class indices); the gradient within 4 ULP of
+    ``max(softmax, q) / count``; the mean or sum from a double-double sum of
+    the per-slice losses. Special values: the formulas in IEEE arithmetic
+    with logsumexp's and softmax's special values (a NaN logit makes its
+    slice's loss and gradient NaN; a -inf logit at the target gives +inf).
+
+    Differences from torch: no ``weight=`` argument; the class axis is a
+    parameter (default -1, torch: 1); out-of-range class indices raise
+    ValueError before anything is computed; a mean over no slice gives NaN
+    (as torch) with a zero gradient; results are the accurate values
+    (torch's float32 loss may differ by a few ULP).
+
+    Examples
+    --------
+    >>> import numpy as np, csoftmax
+    >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.0]])
+    >>> float(csoftmax.cross_entropy(logits, np.array([0, 1])))
+    0.3068820565987253
+    >>> loss, grad = csoftmax.cross_entropy(logits, np.array([0, -100]), return_grad=True)
+    >>> grad
+    array([[-0.34099886,  0.24243297,  0.09856589],
+           [ 0.        ,  0.        ,  0.        ]])
+    """
+    cdef str name = "cross_entropy"
+    cdef int nt = 0 if num_threads is None else _check_threads(num_threads, name)
+    xa = _as_array(logits, f"{name}: logits")
+    dt = _result_dtype(xa.dtype, f"{name}: logits")
+    if xa.ndim == 0:
+        raise ValueError(f"{name}: logits must have at least one axis (the classes)")
+    if isinstance(axis, tuple) or axis is None:
+        raise TypeError(f"{name}: axis must be one integer (the class axis), got {axis!r}")
+    cdef int ax = _normalize_axis(axis, xa.ndim, name)[0]
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if isinstance(label_smoothing, (bool, np.bool_)) or \
+            not isinstance(label_smoothing, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: label_smoothing must be a float in [0, 1], "
+                        f"got {type(label_smoothing).__name__}")
+    cdef double eps = float(label_smoothing)
+    if not (0.0 <= eps <= 1.0):
+        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if isinstance(ignore_index, (bool, np.bool_)):
+        raise TypeError(f"{name}: ignore_index must be an integer, got {ignore_index!r}")
+    try:
+        ii = operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"{name}: ignore_index must be an integer, "
+                        f"got {type(ignore_index).__name__}") from None
+    if not (-2**63 <= ii < 2**63):
+        raise ValueError(f"{name}: ignore_index {ii} is outside the int64 range")
+    if not isinstance(return_grad, (bool, np.bool_)):
+        raise TypeError(f"{name}: return_grad must be a bool, got {type(return_grad).__name__}")
+    ta = _as_array(target, f"{name}: target")
+    rshape = xa.shape[:ax] + xa.shape[ax + 1:]
+    cdef bint probs
+    kind = ta.dtype.kind
+    if kind == "i" or kind == "u":
+        probs = False
+        if ta.shape != rshape:
+            raise ValueError(f"{name}: class-index target has shape {ta.shape}, expected "
+                             f"{rshape} (logits' shape {xa.shape} without axis {ax})")
+        C = xa.shape[ax]
+        if ta.size:
+            bad = (ta != ii) & ((ta < 0) | (ta >= C))
+            if bad.any():
+                where = np.unravel_index(int(np.argmax(bad)), ta.shape)
+                raise ValueError(f"{name}: target {int(ta[where])} at index {tuple(map(int, where))} "
+                                 f"is out of range for {C} classes (and is not "
+                                 f"ignore_index={ii})")
+    elif kind == "f":
+        probs = True
+        if ta.shape != xa.shape:
+            raise ValueError(f"{name}: probability target has shape {ta.shape}, expected "
+                             f"logits' shape {xa.shape}")
+    else:
+        raise TypeError(f"{name}: target must be class indices (an integer dtype) or "
+                        f"probabilities (a float dtype), got dtype {ta.dtype}")
+    cdef int red_code = _REDUCTIONS[reduction]
+    if out is not None:
+        if red_code != 0:
+            raise ValueError(f"{name}: out is only for reduction='none'")
+        _check_out(out, dt, rshape, name)
+        if out.size and (np.may_share_memory(out, xa) or np.may_share_memory(out, ta)):
+            raise ValueError(f"{name}: out overlaps logits or target")
+    cdef fenv_t fpenv
+    fegetenv(&fpenv)
+    fesetround(FE_TONEAREST)
+    csm_fp_enter()
+    try:
+        if dt.itemsize > 8 or dt.itemsize == 2:
+            if dt.itemsize > 8:                 # longdouble: the NumPy twin
+                from csoftmax import _reference
+                loss, grad = _reference.cross_entropy(
+                    xa.astype(dt), ta.astype(dt) if probs else ta, ax, reduction, eps, ii)
+            else:                               # float16: computed in float32
+                loss, grad = cross_entropy(xa.astype(_f32), ta.astype(_f32) if probs else ta,
+                                           ax, reduction=reduction, label_smoothing=eps,
+                                           ignore_index=ii, return_grad=True,
+                                           num_threads=None if nt == 0 else nt)
+                with np.errstate(over="ignore"):
+                    loss = np.asarray(loss).astype(dt)
+                    grad = grad.astype(dt)
+            loss = _finish(loss, out)
+            return (loss, grad) if return_grad else loss
+        work = xa
+        if not (work.dtype == dt and work.flags.aligned and work.dtype.isnative):
+            work = np.array(work, dtype=dt, copy=True)
+        if probs:
+            tw = ta
+            if not (tw.dtype == dt and tw.flags.aligned and tw.dtype.isnative):
+                tw = np.array(tw, dtype=dt, copy=True)
+        else:
+            tw = ta.astype(np.int64)            # checked above: in range or ignore_index
+        loss = out if out is not None and out.flags.aligned else np.empty(rshape, dt)
+        grad = np.empty_like(work) if return_grad else None
+        total = 0.0
+        if loss.size:
+            total = _ce_native(work, tw, probs, ax, loss, grad, red_code, eps, ii, nt)
+        elif red_code == 1:
+            total = np.nan
+        if out is not None and loss is not out:
+            out[...] = loss
+            loss = out
+        if red_code != 0:
+            loss = dt.type(total)
+        elif out is None and loss.ndim == 0:
+            loss = loss[()]
+        return (loss, grad) if return_grad else loss
+    finally:
+        fesetenv(&fpenv)
+
+
 # ---- C-API capsule (issue 6) ----
 # The csm_api function table of csoftmax.h, for other C and Cython extensions:
 # csm_import() (csoftmax_capi.h) and csoftmax.import_csoftmax() (__init__.pxd)

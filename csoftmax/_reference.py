@@ -55,7 +55,8 @@ try:
 except ImportError:  # numpy < 2.0
     from numpy.core.numeric import normalize_axis_tuple
 
-__all__ = ["softmax", "log_softmax", "logsumexp"]
+__all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward",
+           "cross_entropy"]
 
 
 # --------------------------------------------------------------------------
@@ -284,3 +285,68 @@ def logsumexp(x, axis=-1, *, keepdims=False, work_dtype=None, where=None, temper
     else:
         shape = kept_shape
     return np.asarray(res).reshape(shape)
+
+
+# ---- training (issue 8): the gradients' twins, in the inputs' dtype (long
+# double for the public functions' longdouble path)
+
+def softmax_backward(y, dy, axis=-1):
+    """dx = y * (dy - sum(dy * y)) along `axis` (int, tuple or None)."""
+    y = np.asarray(y)
+    dy = np.asarray(dy)
+    ax = tuple(range(y.ndim)) if axis is None else normalize_axis_tuple(axis, y.ndim)
+    with np.errstate(all="ignore"):
+        s = np.sum(dy * y, axis=ax, keepdims=True)
+        return y * (dy - s)
+
+
+def log_softmax_backward(logp, dy, axis=-1):
+    """dx = dy - exp(logp) * sum(dy) along `axis` (int, tuple or None)."""
+    logp = np.asarray(logp)
+    dy = np.asarray(dy)
+    ax = tuple(range(logp.ndim)) if axis is None else normalize_axis_tuple(axis, logp.ndim)
+    with np.errstate(all="ignore"):
+        s = np.sum(dy, axis=ax, keepdims=True)
+        return dy - np.exp(logp) * s
+
+
+def cross_entropy(x, target, axis=-1, reduction="mean", label_smoothing=0.0,
+                  ignore_index=-100):
+    """(loss, grad) of csoftmax.cross_entropy in x's dtype (the NumPy twin:
+    torch's semantics; the class axis `axis`; integer targets are class
+    indices, float targets probabilities)."""
+    x = np.asarray(x)
+    target = np.asarray(target)
+    ax = normalize_axis_tuple(axis, x.ndim)[0]
+    C = x.shape[ax]
+    eps = label_smoothing
+    with np.errstate(all="ignore"):
+        lse = logsumexp(x, axis=ax, keepdims=True) if C else np.full(
+            x.shape[:ax] + (1,) + x.shape[ax + 1:], -np.inf, x.dtype)
+        nlp = lse - x                                  # -log_softmax
+        if target.dtype.kind in "iu":
+            valid = target != ignore_index
+            t = np.where(valid, target, 0).astype(np.intp)
+            onehot = np.zeros(x.shape, x.dtype)
+            if C:
+                np.put_along_axis(onehot, np.expand_dims(t, ax), 1, axis=ax)
+            q = (1 - eps) * onehot + eps / C if C else onehot
+            q = q * np.expand_dims(valid, ax)
+            count = x.dtype.type(np.count_nonzero(valid))
+        else:
+            q = (1 - eps) * target.astype(x.dtype) + (eps / C if C else 0)
+            valid = np.ones(x.shape[:ax] + x.shape[ax + 1:], bool)
+            count = x.dtype.type(valid.size)
+        prod = np.where(q == 0, np.where(np.isnan(nlp), np.nan, 0), q * nlp) \
+            if target.dtype.kind in "iu" else q * nlp
+        loss = np.where(valid, np.sum(prod, axis=ax), 0).astype(x.dtype)
+        p = np.exp(x - lse) if C else np.zeros_like(x)
+        grad = p * np.sum(q, axis=ax, keepdims=True) - q
+        grad = np.where(np.expand_dims(valid, ax), grad, 0).astype(x.dtype)
+        if reduction == "none":
+            return loss, grad
+        total = np.sum(loss)
+        if reduction == "mean":
+            total = total / count
+            grad = grad / count if count else grad
+        return x.dtype.type(total), grad.astype(x.dtype)

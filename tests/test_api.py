@@ -15,6 +15,7 @@ from csoftmax import _core
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PUBLIC_FUNCTIONS = ["softmax", "log_softmax", "logsumexp", "set_num_threads", "get_num_threads",
                     "get_include", "isa_info"]
+PUBLIC_FUNCTIONS += ["softmax_backward", "log_softmax_backward", "cross_entropy"]  # training (issue 8)
 
 
 def _header_version():

@@ -23,13 +23,23 @@ typedef struct {
     csm_f32_ex_fn logsumexp_f32;
     csm_f64_ex_fn logsumexp_f64;
     void (*exp_nonpos_f64)(const double *, double *, size_t);
+    /* training (issue 8) */
+    csm_f32_grad_fn softmax_backward_f32;
+    csm_f64_grad_fn softmax_backward_f64;
+    csm_f32_grad_fn log_softmax_backward_f32;
+    csm_f64_grad_fn log_softmax_backward_f64;
+    csm_f32_ce_fn cross_entropy_f32;
+    csm_f64_ce_fn cross_entropy_f64;
 } kernel_set;
 
 #define KERNEL_SET(isa)                                                                      \
     {                                                                                        \
         csm_softmax_f32_##isa, csm_softmax_f64_##isa, csm_log_softmax_f32_##isa,             \
             csm_log_softmax_f64_##isa, csm_logsumexp_f32_##isa, csm_logsumexp_f64_##isa,     \
-            csm_exp_nonpos_f64_##isa                                                         \
+            csm_exp_nonpos_f64_##isa, csm_softmax_backward_f32_##isa,                        \
+            csm_softmax_backward_f64_##isa, csm_log_softmax_backward_f32_##isa,              \
+            csm_log_softmax_backward_f64_##isa, csm_cross_entropy_f32_##isa,                 \
+            csm_cross_entropy_f64_##isa                                                      \
     }
 
 static const kernel_set scalar_set = KERNEL_SET(scalar);
@@ -227,6 +237,75 @@ ENTRY(log_softmax_f64, double)
 ENTRY(logsumexp_f32, float)
 ENTRY(logsumexp_f64, double)
 
+/* ---- training entry points (issue 8) ---- */
+
+/* NULL is only allowed for an empty array: x, dy and dx */
+static int bad_grad_args(const void *x, const csm_operand *dy, const void *dx,
+                         const csm_layout *L)
+{
+    if (L == NULL || dy == NULL)
+        return 1;
+    if (L->outer == 0 || L->inner == 0 || L->n == 0)
+        return 0;
+    return x == NULL || dy->p == NULL || dx == NULL;
+}
+
+#define GRAD_ENTRY(name, T)                                                                  \
+    int csm_##name##_mt(const T *x, const csm_operand *dy, T *dx, const csm_layout *L,       \
+                        int threads)                                                         \
+    {                                                                                        \
+        if (bad_grad_args(x, dy, dx, L))                                                     \
+            return CSM_EINVAL;                                                               \
+        csm_fpstate fp = csm_fp_enter();                                                     \
+        int rc = active->name(x, dy, dx, L, threads);                                        \
+        csm_fp_leave(fp);                                                                    \
+        return rc;                                                                           \
+    }                                                                                        \
+    int csm_##name(const T *x, const csm_operand *dy, T *dx, const csm_layout *L)            \
+    {                                                                                        \
+        return csm_##name##_mt(x, dy, dx, L, 1);                                             \
+    }
+
+GRAD_ENTRY(softmax_backward_f32, float)
+GRAD_ENTRY(softmax_backward_f64, double)
+GRAD_ENTRY(log_softmax_backward_f32, float)
+GRAD_ENTRY(log_softmax_backward_f64, double)
+
+static int bad_ce_args(const void *x, const void *loss, const csm_layout *L,
+                       const csm_ce_args *a)
+{
+    if (L == NULL || a == NULL)
+        return 1;
+    if (a->reduction != CSM_REDUCE_NONE && a->reduction != CSM_REDUCE_MEAN &&
+        a->reduction != CSM_REDUCE_SUM)
+        return 1;
+    if (!(a->label_smoothing >= 0.0 && a->label_smoothing <= 1.0))
+        return 1;
+    if (L->outer == 0 || L->inner == 0)
+        return 0;
+    return loss == NULL || a->target.p == NULL || (L->n > 0 && x == NULL);
+}
+
+#define CE_ENTRY(name, T)                                                                    \
+    int csm_##name##_mt(const T *x, T *loss, const csm_layout *L, const csm_ce_args *a,      \
+                        double *total, int threads)                                          \
+    {                                                                                        \
+        if (bad_ce_args(x, loss, L, a))                                                      \
+            return CSM_EINVAL;                                                               \
+        csm_fpstate fp = csm_fp_enter();                                                     \
+        int rc = active->name(x, loss, L, a, total, threads);                                \
+        csm_fp_leave(fp);                                                                    \
+        return rc;                                                                           \
+    }                                                                                        \
+    int csm_##name(const T *x, T *loss, const csm_layout *L, const csm_ce_args *a,           \
+                   double *total)                                                            \
+    {                                                                                        \
+        return csm_##name##_mt(x, loss, L, a, total, 1);                                     \
+    }
+
+CE_ENTRY(cross_entropy_f32, float)
+CE_ENTRY(cross_entropy_f64, double)
+
 void csm_exp_nonpos_f64(const double *x, double *y, size_t n)
 {
     csm_fpstate fp = csm_fp_enter();
@@ -258,6 +337,12 @@ static const csm_api api = {
     csm_log_softmax_f64_ex,
     csm_logsumexp_f32_ex,
     csm_logsumexp_f64_ex,
+    csm_softmax_backward_f32_mt,
+    csm_softmax_backward_f64_mt,
+    csm_log_softmax_backward_f32_mt,
+    csm_log_softmax_backward_f64_mt,
+    csm_cross_entropy_f32_mt,
+    csm_cross_entropy_f64_mt,
 };
 
 const csm_api *csm_get_api(void)

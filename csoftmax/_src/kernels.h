@@ -34,6 +34,26 @@ CSM_DECLARE_ISA(avx2)
 CSM_DECLARE_ISA(avx512)
 CSM_DECLARE_ISA(neon)
 
+/* the training kernels of train.inc (issue 8): (x, dy, dx, L, threads) */
+#define CSM_DECLARE_TRAIN_ISA(isa)                                                            \
+    CSM_HIDDEN int csm_softmax_backward_f32_##isa(const float *, const csm_operand *, float *,  \
+                                                  const csm_layout *, int);                   \
+    CSM_HIDDEN int csm_softmax_backward_f64_##isa(const double *, const csm_operand *,         \
+                                                  double *, const csm_layout *, int);         \
+    CSM_HIDDEN int csm_log_softmax_backward_f32_##isa(const float *, const csm_operand *,      \
+                                                      float *, const csm_layout *, int);      \
+    CSM_HIDDEN int csm_log_softmax_backward_f64_##isa(const double *, const csm_operand *,     \
+                                                      double *, const csm_layout *, int);       \
+    CSM_HIDDEN int csm_cross_entropy_f32_##isa(const float *, float *, const csm_layout *,     \
+                                               const csm_ce_args *, double *, int);            \
+    CSM_HIDDEN int csm_cross_entropy_f64_##isa(const double *, double *, const csm_layout *,   \
+                                               const csm_ce_args *, double *, int);
+
+CSM_DECLARE_TRAIN_ISA(scalar)
+CSM_DECLARE_TRAIN_ISA(avx2)
+CSM_DECLARE_TRAIN_ISA(avx512)
+CSM_DECLARE_TRAIN_ISA(neon)
+
 /* Records, for the calling thread, the size of the largest thread team
  * that the kernel call it just made ran (1: serial): csm_last_team(). */
 CSM_HIDDEN void csm_note_team(int team);

@@ -59,6 +59,7 @@ extern "C" {
 #define CSM_OK 0
 #define CSM_EINVAL (-1)  /* NULL pointer with a non-empty array, or a size overflow */
 #define CSM_EISA (-2)    /* instruction set not compiled in, or not supported by this CPU */
+#define CSM_ERANGE (-3)  /* a class index out of range (cross-entropy; nothing written) */
 
 /* Instruction sets a kernel may be compiled for. */
 typedef enum csm_isa {
@@ -208,6 +209,98 @@ int csm_logsumexp_f32_ex(const float *x, float *y, const csm_layout *L, const cs
 int csm_logsumexp_f64_ex(const double *x, double *y, const csm_layout *L,
                          const csm_options *opt, int threads);
 
+/* Gradients (issue 8), per row of the reduced axis:
+ *   softmax_backward      dx = y * (dy - sum(dy * y))    (y = softmax(x))
+ *   log_softmax_backward  dx = dy - exp(logp) * sum(dy)  (logp = log_softmax(x))
+ *   x   y or logp, at L's x strides; read only;
+ *   dy  the incoming gradient, same [outer][n][inner] shape, its own
+ *       element strides (dy->p of the kernel's type); read only;
+ *   dx  the result, at L's y strides. dx may be dy->p itself with dy's
+ *       strides (in place); any other overlap is undefined.
+ * The sums are carried in double-double: float64 softmax_backward within
+ * 2u|dx| + |y| 2^-100 sum|dy y| of the exact result for the given inputs,
+ * log_softmax_backward within 2u|dx| + 2u exp(logp)|s|; float32 within half
+ * an ULP (plus 2^-33 exp(logp)|s|). Special values: the formulas in IEEE
+ * arithmetic (a NaN in a row gives a NaN row). Returns CSM_OK, or
+ * CSM_EINVAL (nothing written) for a NULL layout or operand, or a NULL
+ * pointer with a non-empty array. threads as in the _mt kernels (rows are
+ * split among the threads; bitwise equal for every count); the plain
+ * functions run serially. */
+int csm_softmax_backward_f32(const float *y, const csm_operand *dy, float *dx,
+                             const csm_layout *L);
+int csm_softmax_backward_f64(const double *y, const csm_operand *dy, double *dx,
+                             const csm_layout *L);
+int csm_log_softmax_backward_f32(const float *logp, const csm_operand *dy, float *dx,
+                                 const csm_layout *L);
+int csm_log_softmax_backward_f64(const double *logp, const csm_operand *dy, double *dx,
+                                 const csm_layout *L);
+int csm_softmax_backward_f32_mt(const float *y, const csm_operand *dy, float *dx,
+                                const csm_layout *L, int threads);
+int csm_softmax_backward_f64_mt(const double *y, const csm_operand *dy, double *dx,
+                                const csm_layout *L, int threads);
+int csm_log_softmax_backward_f32_mt(const float *logp, const csm_operand *dy, float *dx,
+                                    const csm_layout *L, int threads);
+int csm_log_softmax_backward_f64_mt(const double *logp, const csm_operand *dy, double *dx,
+                                    const csm_layout *L, int threads);
+
+/* Fused cross-entropy (issue 8), torch.nn.functional.cross_entropy's
+ * semantics, per row of C = L->n logits x[o][.][j] (the class axis is the
+ * reduced axis of the data model):
+ *   loss_row = sum_c q_c (logsumexp(x) - x_c), q the target distribution:
+ *     class index t:  q = (1 - eps) onehot(t) + eps / C
+ *     probabilities:  q = (1 - eps) p + eps / C
+ *   grad = (softmax(x) * sum(q) - q) / scale (the gradient of the reduced
+ *   loss: scale = the number of counted rows for CSM_REDUCE_MEAN, else 1).
+ * Members of csm_ce_args:
+ *   target     class indices: int64_t, one per row at (o, j): element
+ *              target.p[o*target.outer + j*target.inner] (target.n unused);
+ *              probabilities (probs != 0): the kernel's float type, x's
+ *              shape, strides target.outer/n/inner;
+ *   probs      0: class indices; 1: probabilities;
+ *   ignore_index  a class index whose rows are skipped: loss 0, grad 0, not
+ *              counted (class indices only);
+ *   label_smoothing  eps in [0, 1];
+ *   reduction  CSM_REDUCE_NONE, _MEAN (over counted rows: the rows not
+ *              ignored; every row for probabilities) or _SUM: how *total
+ *              and the gradient's scale are formed;
+ *   grad, grad_outer, grad_n, grad_inner  NULL, or the gradient (kernel's
+ *              type, x's shape) and its element strides, written in the same
+ *              pass. It may not overlap x, the target or the loss.
+ * loss: the per-row losses at loss[o*L->y_outer + j*L->y_inner] (always
+ * written); total: NULL, or receives the mean (NaN when no row counts) or
+ * the sum of the per-row losses as written (double-double sum in row
+ * order). Returns CSM_OK; CSM_ERANGE when a class index is neither in
+ * [0, C) nor ignore_index (checked first: nothing written); CSM_EINVAL for
+ * NULL arguments (an empty call needs none but L and a), an unknown
+ * reduction or a label_smoothing outside [0, 1]. Accuracy (finite rows):
+ * the loss within 2 ULP of the exact value for the given inputs (class
+ * targets; probability targets: 2 ULP of sum |q_c| (lse - x_c)), the
+ * gradient within 4 ULP of max(softmax, |q|) / scale. Special values: the
+ * formulas in IEEE arithmetic with logsumexp's and softmax's special rows
+ * (a NaN logit makes its row's loss and gradient NaN). Threads: rows split
+ * among the threads, bitwise equal for every count. */
+#define CSM_REDUCE_NONE 0
+#define CSM_REDUCE_MEAN 1
+#define CSM_REDUCE_SUM 2
+typedef struct csm_ce_args {
+    csm_operand target;
+    int probs;
+    int64_t ignore_index;
+    double label_smoothing;
+    int reduction;
+    void *grad;
+    ptrdiff_t grad_outer, grad_n, grad_inner;
+} csm_ce_args;
+
+int csm_cross_entropy_f32(const float *x, float *loss, const csm_layout *L,
+                          const csm_ce_args *a, double *total);
+int csm_cross_entropy_f64(const double *x, double *loss, const csm_layout *L,
+                          const csm_ce_args *a, double *total);
+int csm_cross_entropy_f32_mt(const float *x, float *loss, const csm_layout *L,
+                             const csm_ce_args *a, double *total, int threads);
+int csm_cross_entropy_f64_mt(const double *x, double *loss, const csm_layout *L,
+                             const csm_ce_args *a, double *total, int threads);
+
 /* The default thread count of the _mt kernels: the value last given to
  * csm_set_default_threads() if any, else OpenMP's omp_get_max_threads() in
  * the calling thread (which follows OMP_NUM_THREADS, the CPU affinity mask
@@ -252,7 +345,11 @@ csm_isa csm_init(void);
  *                csm_logsumexp_f64_mt (threads inside the call);
  *   default_threads  csm_default_threads;
  *   softmax_f32_ex ... logsumexp_f64_ex  csm_softmax_f32_ex ...
- *                csm_logsumexp_f64_ex (masks, temperature; issue 8).
+ *                csm_logsumexp_f64_ex (masks, temperature; issue 8);
+ *   softmax_backward_f32 ... log_softmax_backward_f64  the _mt gradient
+ *                kernels csm_softmax_backward_f32_mt ... (issue 8);
+ *   cross_entropy_f32, cross_entropy_f64  csm_cross_entropy_f32_mt and
+ *                csm_cross_entropy_f64_mt (issue 8).
  * csm_f32_fn / csm_f64_fn: the kernel signature, (x, y, L) as above;
  * csm_f32_mt_fn / csm_f64_mt_fn: (x, y, L, threads) as in csm_*_mt;
  * csm_f32_ex_fn / csm_f64_ex_fn: (x, y, L, opt, threads) as in csm_*_ex. */
@@ -263,6 +360,18 @@ typedef int (*csm_f64_mt_fn)(const double *, double *, const csm_layout *, int);
 typedef int (*csm_f32_ex_fn)(const float *, float *, const csm_layout *, const csm_options *, int);
 typedef int (*csm_f64_ex_fn)(const double *, double *, const csm_layout *, const csm_options *,
                              int);
+/* csm_f32_grad_fn / csm_f64_grad_fn: (x, dy, dx, L, threads) as in
+ * csm_softmax_backward_f32_mt */
+typedef int (*csm_f32_grad_fn)(const float *, const csm_operand *, float *, const csm_layout *,
+                               int);
+typedef int (*csm_f64_grad_fn)(const double *, const csm_operand *, double *,
+                               const csm_layout *, int);
+/* csm_f32_ce_fn / csm_f64_ce_fn: (x, loss, L, a, total, threads) as in
+ * csm_cross_entropy_f32_mt */
+typedef int (*csm_f32_ce_fn)(const float *, float *, const csm_layout *, const csm_ce_args *,
+                             double *, int);
+typedef int (*csm_f64_ce_fn)(const double *, double *, const csm_layout *, const csm_ce_args *,
+                             double *, int);
 typedef struct csm_api {
     uint32_t abi_version; /* CSM_ABI_VERSION of the library */
     uint32_t struct_size; /* sizeof(csm_api) of the library */
@@ -289,6 +398,13 @@ typedef struct csm_api {
     csm_f64_ex_fn log_softmax_f64_ex;
     csm_f32_ex_fn logsumexp_f32_ex;
     csm_f64_ex_fn logsumexp_f64_ex;
+    /* training (issue 8): gradients */
+    csm_f32_grad_fn softmax_backward_f32;
+    csm_f64_grad_fn softmax_backward_f64;
+    csm_f32_grad_fn log_softmax_backward_f32;
+    csm_f64_grad_fn log_softmax_backward_f64;
+    csm_f32_ce_fn cross_entropy_f32;
+    csm_f64_ce_fn cross_entropy_f64;
 } csm_api;
 
 /* The library's table (filled with the public entry points above): static,

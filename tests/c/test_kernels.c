@@ -31,6 +31,11 @@
  *       rows and columns, against the oracle of each row's kept entries
  *       (T = 1/4: x / T exact), rows == columns bitwise for T = 0.37, rows
  *       with no or one kept entry, a bad temperature refused.
+ *   (j) training (issue 8): softmax_backward and log_softmax_backward
+ *       against a long double oracle (rows 1..67 and 1000, f32 and f64,
+ *       the bounds of train.inc), in place over dy bitwise, threads
+ *       bitwise; cross_entropy with class targets (loss 2 ULP, gradient
+ *       4 ULP of max(p, q) / count, mean), CSM_ERANGE writing nothing.
  * Prints one line per ISA with the max ULP per op x dtype, then
  * "N passed, M failed" (check groups); exit status 0 only if none failed.
  * TEST_KERNELS_VERBOSE=1 in the environment also prints where each max is.
@@ -70,7 +75,8 @@ static const char *const kind_name[NKIND] = {
 #define G_EXAMPLE (NKIND * 6)
 #define G_API (NKIND * 6 + 1)
 #define G_THREADS (NKIND * 6 + 2)
-#define NGROUP (NKIND * 6 + 3)
+#define G_TRAIN (NKIND * 6 + 3)
+#define NGROUP (NKIND * 6 + 4)
 
 typedef struct {
     const char *name;
@@ -91,6 +97,8 @@ static void group_name(int g, char *buf, size_t len)
         snprintf(buf, len, "api");
     else if (g == G_THREADS)
         snprintf(buf, len, "threads bitwise (csm_*_mt)");
+    else if (g == G_TRAIN)
+        snprintf(buf, len, "training (backward, cross-entropy)");
     else
         snprintf(buf, len, "%s %s %s", kind_name[g / 6], op_name[(g % 6) / 2],
                  g % 2 ? "f32" : "f64");
@@ -1113,6 +1121,190 @@ static void check_options(const char *isa)
     }
 }
 
+/* ---- (j) training kernels (issue 8) ------------------------------------- */
+
+/* |got - ref| <= bound, or both NaN */
+static void train_check(int ok, const char *what, size_t n, size_t i, double got, double ref)
+{
+    S->nchecked[G_TRAIN]++;
+    if (!ok)
+        fail(G_TRAIN, "%s n=%zu i=%zu: got %.17g want %.17g", what, n, i, got, ref);
+}
+
+static void check_training(void)
+{
+    const long double u = 0x1p-53L;
+    for (int f32 = 0; f32 < 2; f32++)
+        for (size_t n = 1; n <= 68; n++) {
+            size_t nn = n <= 67 ? n : 1000, R = 3;
+            double *x = malloc(R * nn * sizeof(double)), *dy = malloc(R * nn * sizeof(double));
+            void *yb = xalloc(R * nn, f32), *lb = xalloc(R * nn, f32), *db = xalloc(R * nn, f32);
+            void *ob = xalloc(R * nn, f32), *o2 = xalloc(R * nn, f32);
+            for (size_t i = 0; i < R * nn; i++) {
+                x[i] = 3.0 * rng_normal();
+                dy[i] = rng_normal();
+                setv(db, (ptrdiff_t)i, dy[i], f32);
+            }
+            csm_layout L = csm_rows(R, nn);
+            /* y = softmax(x), logp = log_softmax(x) as stored */
+            for (size_t i = 0; i < R * nn; i++)
+                setv(ob, (ptrdiff_t)i, x[i], f32);
+            call(SM, f32, ob, yb, &L);
+            call(LSM, f32, ob, lb, &L);
+            csm_operand D = {db, (ptrdiff_t)nn, 1, 1};
+            for (int op = 0; op < 2; op++) {
+                void *in = op == 0 ? yb : lb;
+                int rc = f32 ? (op == 0 ? csm_softmax_backward_f32 : csm_log_softmax_backward_f32)(
+                                   (const float *)in, &D, (float *)ob, &L)
+                             : (op == 0 ? csm_softmax_backward_f64 : csm_log_softmax_backward_f64)(
+                                   (const double *)in, &D, (double *)ob, &L);
+                train_check(rc == CSM_OK, "backward status", nn, 0, rc, 0);
+                for (size_t r = 0; r < R; r++) {
+                    long double s = 0.0L, sab = 0.0L;
+                    for (size_t i = 0; i < nn; i++) {
+                        long double a = getv(in, (ptrdiff_t)(r * nn + i), f32);
+                        long double d = getv(db, (ptrdiff_t)(r * nn + i), f32);
+                        s += op == 0 ? a * d : d;
+                        sab += op == 0 ? fabsl(a * d) : fabsl(d);
+                    }
+                    for (size_t i = 0; i < nn; i++) {
+                        long double a = getv(in, (ptrdiff_t)(r * nn + i), f32);
+                        long double d = getv(db, (ptrdiff_t)(r * nn + i), f32);
+                        long double e = op == 0 ? fabsl(a) : expl(a);
+                        long double ref = op == 0 ? a * (d - s) : d - e * s;
+                        double got = getv(ob, (ptrdiff_t)(r * nn + i), f32);
+                        /* the oracle's own error: (n + 2) LDBL_EPSILON sum|terms| e */
+                        long double slack = (nn + 2) * LDBL_EPSILON * sab * e * 2;
+                        long double bound;
+                        if (f32)
+                            bound = 0.5L * nextafterf((float)fabsl(ref), INFINITY) -
+                                    0.5L * (float)fabsl(ref) + 0x1p-50L * fabsl(ref) +
+                                    (op == 1 ? 0x1p-33L * e * fabsl(s) : 0.0L) + slack;
+                        else
+                            bound = 2 * u * fabsl(ref) + (op == 1 ? 2 * u * e * fabsl(s) : 0.0L) +
+                                    slack;
+                        train_check(fabsl(got - ref) <= bound + 1e-300L,
+                                    op == 0 ? "softmax_backward" : "log_softmax_backward", nn, i,
+                                    got, (double)ref);
+                    }
+                }
+                /* in place over dy: the same bits */
+                memcpy(o2, db, R * nn * (f32 ? 4 : 8));
+                csm_operand D2 = {o2, (ptrdiff_t)nn, 1, 1};
+                if (f32)
+                    (op == 0 ? csm_softmax_backward_f32 : csm_log_softmax_backward_f32)(
+                        (const float *)in, &D2, (float *)o2, &L);
+                else
+                    (op == 0 ? csm_softmax_backward_f64 : csm_log_softmax_backward_f64)(
+                        (const double *)in, &D2, (double *)o2, &L);
+                for (size_t i = 0; i < R * nn; i++)
+                    train_check(same_bits(o2, (ptrdiff_t)i, ob, (ptrdiff_t)i, f32),
+                                "backward in place", nn, i, getv(o2, (ptrdiff_t)i, f32),
+                                getv(ob, (ptrdiff_t)i, f32));
+            }
+            /* cross-entropy, class targets, reduction mean, with the gradient */
+            for (size_t i = 0; i < R * nn; i++)
+                setv(ob, (ptrdiff_t)i, x[i], f32);
+            int64_t tg[3] = {0, (int64_t)(nn - 1), -100};
+            void *loss = xalloc(R, f32);
+            csm_ce_args A;
+            memset(&A, 0, sizeof A);
+            A.target.p = tg;
+            A.target.outer = 1;
+            A.ignore_index = -100;
+            A.reduction = CSM_REDUCE_MEAN;
+            A.grad = o2;
+            A.grad_outer = (ptrdiff_t)nn;
+            A.grad_n = 1;
+            csm_layout LL = csm_rows_reduced(R, nn);
+            double total = 0.0;
+            int rc = f32 ? csm_cross_entropy_f32((const float *)ob, (float *)loss, &LL, &A, &total)
+                         : csm_cross_entropy_f64((const double *)ob, (double *)loss, &LL, &A, &total);
+            train_check(rc == CSM_OK, "cross_entropy status", nn, 0, rc, 0);
+            long double lsum = 0.0L;
+            for (size_t r = 0; r < R; r++) {
+                const void *xr = f32 ? (const void *)((const float *)ob + r * nn)
+                                     : (const void *)((const double *)ob + r * nn);
+                long double m = -INFINITY, S_ = 0.0L;
+                for (size_t i = 0; i < nn; i++)
+                    m = fmaxl(m, getv(xr, (ptrdiff_t)i, f32));
+                for (size_t i = 0; i < nn; i++)
+                    S_ += expl(getv(xr, (ptrdiff_t)i, f32) - m);
+                long double lse = m + logl(S_);
+                double got = getv(loss, (ptrdiff_t)r, f32);
+                if (r == 2) {
+                    train_check(got == 0.0, "cross_entropy ignored loss", nn, r, got, 0.0);
+                    for (size_t i = 0; i < nn; i++)
+                        train_check(getv(o2, (ptrdiff_t)(r * nn + i), f32) == 0.0,
+                                    "cross_entropy ignored grad", nn, i,
+                                    getv(o2, (ptrdiff_t)(r * nn + i), f32), 0.0);
+                    continue;
+                }
+                long double ref = lse - getv(xr, (ptrdiff_t)tg[r], f32);
+                lsum += (long double)got;
+                long double ub = f32 ? 0x1p-24L : u;
+                train_check(fabsl(got - ref) <= 4 * ub * fabsl(ref) + 8 * LDBL_EPSILON * fabsl(lse) +
+                                                     1e-300L,
+                            "cross_entropy loss", nn, r, got, (double)ref);
+                for (size_t i = 0; i < nn; i++) {
+                    long double pr = expl(getv(xr, (ptrdiff_t)i, f32) - lse);
+                    long double q = (int64_t)i == tg[r] ? 1.0L : 0.0L;
+                    long double gref = (pr - q) / 2.0L;
+                    double g = getv(o2, (ptrdiff_t)(r * nn + i), f32);
+                    train_check(fabsl(g - gref) <= 8 * ub * fmaxl(pr, q) / 2.0L +
+                                                       8 * LDBL_EPSILON * (fabsl(lse) + 1) + 1e-300L,
+                                "cross_entropy grad", nn, i, g, (double)gref);
+                }
+            }
+            train_check(fabsl(total - lsum / 2.0L) <= 2 * (f32 ? 0x1p-24L : u) * fabsl(lsum) / 2,
+                        "cross_entropy mean", nn, 0, total, (double)(lsum / 2.0L));
+            /* an out-of-range class: CSM_ERANGE, nothing written */
+            tg[1] = (int64_t)nn;
+            setv(loss, 0, 12345.0, f32);
+            rc = f32 ? csm_cross_entropy_f32((const float *)ob, (float *)loss, &LL, &A, &total)
+                     : csm_cross_entropy_f64((const double *)ob, (double *)loss, &LL, &A, &total);
+            train_check(rc == CSM_ERANGE && getv(loss, 0, f32) == 12345.0,
+                        "cross_entropy CSM_ERANGE", nn, 0, rc, CSM_ERANGE);
+            free(loss);
+            free(x);
+            free(dy);
+            free(yb);
+            free(lb);
+            free(db);
+            free(ob);
+            free(o2);
+        }
+    /* threads: bitwise equal to one thread */
+    for (int f32 = 0; f32 < 2; f32++) {
+        size_t R = 64, nn = 3000;
+        void *a = xalloc(R * nn, f32), *d = xalloc(R * nn, f32), *o1 = xalloc(R * nn, f32),
+             *o3 = xalloc(R * nn, f32);
+        for (size_t i = 0; i < R * nn; i++) {
+            setv(a, (ptrdiff_t)i, -fabs(rng_normal()), f32);
+            setv(d, (ptrdiff_t)i, rng_normal(), f32);
+        }
+        csm_layout L = csm_rows(R, nn);
+        csm_operand D = {d, (ptrdiff_t)nn, 1, 1};
+        for (int op = 0; op < 2; op++) {
+            for (int t = 1; t <= 3; t += 2) {
+                void *o = t == 1 ? o1 : o3;
+                if (f32)
+                    (op == 0 ? csm_softmax_backward_f32_mt : csm_log_softmax_backward_f32_mt)(
+                        (const float *)a, &D, (float *)o, &L, t);
+                else
+                    (op == 0 ? csm_softmax_backward_f64_mt : csm_log_softmax_backward_f64_mt)(
+                        (const double *)a, &D, (double *)o, &L, t);
+            }
+            int same = memcmp(o1, o3, R * nn * (f32 ? 4 : 8)) == 0;
+            train_check(same, "backward threads bitwise", nn, 0, same, 1);
+        }
+        free(a);
+        free(d);
+        free(o1);
+        free(o3);
+    }
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 int main(void)
@@ -1189,6 +1381,7 @@ int main(void)
         uint64_t seed = rng_s;
         FOR_ISA((rng_s = seed, check_options(S->name)));
     }
+    FOR_ISA(check_training());
 
     long npass = global_pass, nfail = global_fail;
     for (int k = 0; k < nisa; k++) {

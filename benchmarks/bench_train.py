@@ -1,0 +1,149 @@
+"""Training kernels of csoftmax side by side with NumPy and torch (not a test).
+
+    python benchmarks/bench_train.py [--markdown] [--repeat N] [--shape R C]
+
+(after `pip install .`; from a checkout with an in-place build, prefix
+`PYTHONPATH=.`)
+
+On (4096, 1024) float32 and float64 (default), one thread everywhere
+(csoftmax num_threads=1, torch.set_num_threads(1)):
+  softmax_backward      csoftmax | NumPy y * (dy - (dy * y).sum(-1, keepdims=True))
+                        | torch._softmax_backward_data
+  log_softmax_backward  csoftmax | NumPy dy - exp(logp) * dy.sum(-1, keepdims=True)
+                        | torch._log_softmax_backward_data
+  cross_entropy         csoftmax (loss) | NumPy log_softmax composition + gather
+                        | torch.nn.functional.cross_entropy (mean)
+  cross_entropy + grad  csoftmax return_grad=True | NumPy loss + softmax - onehot
+                        | torch F.cross_entropy forward + autograd backward
+Every figure is the median over --repeat rounds in which the implementations
+run back to back (round-robin).
+"""
+import argparse
+import time
+
+import numpy as np
+
+import csoftmax
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # optional
+    torch = None
+
+
+def np_logsumexp(x):
+    m = x.max(axis=-1, keepdims=True)
+    return m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def cases(R, C, dtype):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((R, C)) * 3).astype(dtype)
+    dy = rng.standard_normal((R, C)).astype(dtype)
+    t = rng.integers(0, C, R)
+    y = csoftmax.softmax(x)
+    lp = csoftmax.log_softmax(x)
+    out = np.empty_like(x)
+    rows = np.arange(R)
+
+    def np_ce():
+        lsm = x - np_logsumexp(x)
+        return -lsm[rows, t].mean()
+
+    def np_ce_grad():
+        lse = np_logsumexp(x)
+        loss = (lse[:, 0] - x[rows, t]).mean()
+        g = np.exp(x - lse)
+        g[rows, t] -= 1
+        g /= R
+        return loss, g
+
+    c = {
+        "softmax_backward": {
+            "csoftmax": lambda: csoftmax.softmax_backward(y, dy, out=out, num_threads=1),
+            "numpy": lambda: y * (dy - (dy * y).sum(axis=-1, keepdims=True)),
+        },
+        "log_softmax_backward": {
+            "csoftmax": lambda: csoftmax.log_softmax_backward(lp, dy, out=out, num_threads=1),
+            "numpy": lambda: dy - np.exp(lp) * dy.sum(axis=-1, keepdims=True),
+        },
+        "cross_entropy": {
+            "csoftmax": lambda: csoftmax.cross_entropy(x, t, num_threads=1),
+            "numpy": np_ce,
+        },
+        "cross_entropy + grad": {
+            "csoftmax": lambda: csoftmax.cross_entropy(x, t, return_grad=True, num_threads=1),
+            "numpy": np_ce_grad,
+        },
+    }
+    if torch is not None:
+        yt, dyt, lpt = torch.from_numpy(y), torch.from_numpy(dy), torch.from_numpy(lp)
+        xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+        tdt = yt.dtype
+        c["softmax_backward"]["torch"] = lambda: torch._softmax_backward_data(dyt, yt, -1, tdt)
+        c["log_softmax_backward"]["torch"] = \
+            lambda: torch._log_softmax_backward_data(dyt, lpt, -1, tdt)
+
+        def t_ce():
+            with torch.no_grad():
+                return F.cross_entropy(xt, tt)
+
+        def t_ce_grad():
+            xg = xt.clone().requires_grad_(True)   # the clone is part of the cost
+            loss = F.cross_entropy(xg, tt)
+            loss.backward()
+            return loss, xg.grad
+
+        c["cross_entropy"]["torch"] = t_ce
+        c["cross_entropy + grad"]["torch"] = t_ce_grad
+    return c
+
+
+def measure(fns, repeat):
+    names = list(fns)
+    times = {k: [] for k in names}
+    for k in names:
+        fns[k]()                                  # warm-up
+    for _ in range(repeat):
+        for k in names:
+            t0 = time.perf_counter()
+            fns[k]()
+            times[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--repeat", type=int, default=15, help="rounds (median reported)")
+    ap.add_argument("--shape", type=int, nargs=2, default=(4096, 1024), metavar=("R", "C"))
+    args = ap.parse_args()
+    if torch is not None:
+        torch.set_num_threads(1)
+    R, C = args.shape
+    rows = []
+    for dtype in (np.float32, np.float64):
+        for op, fns in cases(R, C, dtype).items():
+            t = measure(fns, args.repeat)
+            rows.append((op, np.dtype(dtype).name, t))
+    info = csoftmax.isa_info()["active"]
+    tv = torch.__version__ if torch is not None else "not installed"
+    if args.markdown:
+        print(f"({R}, {C}), one thread, ISA {info}, torch {tv}; median ms of {args.repeat}\n")
+        print("| op | dtype | csoftmax | NumPy | torch | vs NumPy | vs torch |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for op, dt, t in rows:
+            tt = t.get("torch")
+            cs = t["csoftmax"]
+            torch_ms = "-" if tt is None else f"{tt * 1e3:.2f}"
+            vs_torch = "-" if tt is None else f"{tt / cs:.2f}x"
+            print(f"| {op} | {dt} | {cs * 1e3:.2f} | {t['numpy'] * 1e3:.2f} | {torch_ms} | "
+                  f"{t['numpy'] / cs:.1f}x | {vs_torch} |")
+    else:
+        for op, dt, t in rows:
+            print(f"{op:22s} {dt:8s} " + "  ".join(f"{k} {v * 1e3:8.2f} ms" for k, v in t.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""cross_entropy (issue 8, part 2): the fused loss and its gradient.
+
+Oracle: mpmath at 50 digits on the given logits (exact inputs): per-row
+loss sum_c q_c (lse - x_c) and gradient (softmax * sum q - q) / count.
+Bounds (csoftmax.h): per-row loss within 2 ULP for class targets (f32:
+1 ULP), probability targets within 2 ULP of sum |q_c| (lse - x_c); gradient
+within 4 ULP of max(softmax, |q|) / count. Compared with torch when it is
+installed, and with the NumPy twin (csoftmax._reference.cross_entropy).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import mpmath
+import numpy as np
+import pytest
+
+import csoftmax
+from csoftmax import _core, _reference
+from conftest import assert_bitwise
+
+ce = csoftmax.cross_entropy
+DTYPES = [np.float32, np.float64]
+ISAS = csoftmax.isa_info()["supported"]
+
+
+@contextlib.contextmanager
+def isa(name):
+    before = csoftmax.isa_info()["active"]
+    _core._set_isa(name)
+    try:
+        yield
+    finally:
+        _core._set_isa(before)
+
+
+def oracle(x2, target, probs, eps, ignore_index, reduction):
+    """Exact per-row losses (mpf), gradient (mpf) of the reduced loss, the
+    per-row bound scale sum|q|(lse - x), and the count."""
+    R, C = x2.shape
+    losses, grads, scales, valid = [], [], [], []
+    with mpmath.workdps(50):
+        for r in range(R):
+            x = [mpmath.mpf(float(v)) for v in x2[r]]
+            if not probs and int(target[r]) == ignore_index:
+                losses.append(mpmath.mpf(0))
+                grads.append([mpmath.mpf(0)] * (2 * C))
+                scales.append(0.0)
+                valid.append(False)
+                continue
+            if probs:
+                q = [(1 - mpmath.mpf(eps)) * mpmath.mpf(float(t)) + mpmath.mpf(eps) / C
+                     for t in target[r]]
+            else:
+                q = [(1 - mpmath.mpf(eps)) * (1 if c == int(target[r]) else 0)
+                     + mpmath.mpf(eps) / C for c in range(C)]
+            m = max(x)
+            lse = m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in x))
+            losses.append(mpmath.fsum(qc * (lse - v) for qc, v in zip(q, x)))
+            scales.append(float(mpmath.fsum(abs(qc) * (lse - v) for qc, v in zip(q, x))))
+            sq = mpmath.fsum(q)
+            grads.append([mpmath.exp(v - lse) * sq - qc for qc, v in zip(q, x)]
+                         + [max(mpmath.exp(v - lse), abs(qc)) for qc, v in zip(q, x)])
+            valid.append(True)
+    count = sum(valid) if not probs else R
+    return losses, grads, scales, count
+
+
+def check(x, target, probs=False, eps=0.0, ignore_index=-100, reduction="mean", dtype=None):
+    dtype = np.dtype(dtype or x.dtype)
+    loss, grad = ce(x, target, reduction=reduction, label_smoothing=eps,
+                    ignore_index=ignore_index, return_grad=True)
+    rows, _ = ce(x, target, reduction="none", label_smoothing=eps,
+                 ignore_index=ignore_index, return_grad=True)
+    R, C = x.shape
+    losses, grads, scales, count = oracle(x, target, probs, eps, ignore_index, reduction)
+    f32 = dtype == np.float32
+    u = 2.0 ** -24 if f32 else 2.0 ** -53
+    tiny = float(np.finfo(dtype).smallest_subnormal)
+    for r in range(R):
+        exact = losses[r]
+        err = abs(mpmath.mpf(float(rows[r])) - exact)
+        bound = (2 * u) * (scales[r] if probs else abs(float(exact))) * (1 if not f32 else 1)
+        assert err <= bound + 1e-300, (r, float(rows[r]), float(exact), float(err), bound)
+    div = count if reduction == "mean" else 1
+    for r in range(R):
+        for c in range(C):
+            exact = grads[r][c] / div if div else grads[r][c]
+            scale = float(grads[r][C + c]) / div if div else 0.0
+            err = abs(mpmath.mpf(float(grad[r, c])) - exact)
+            # (subnormal results: within one subnormal spacing)
+            assert err <= 8 * u * scale + tiny, (r, c, float(grad[r, c]), float(exact))
+    # the reduction: from the per-row values as returned
+    s = mpmath.fsum(mpmath.mpf(float(v)) for v in rows)
+    want = s / count if reduction == "mean" else s
+    if reduction != "none" and count:
+        assert abs(mpmath.mpf(float(loss)) - want) <= 2 * u * abs(want) + 1e-300
+    return loss, grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("isa_name", ISAS)
+def test_class_targets_accuracy(dtype, isa_name):
+    rng = np.random.default_rng(1)
+    with isa(isa_name):
+        for C in list(range(1, 40)) + [67, 300]:
+            for scale in (1.0, 30.0):
+                x = (rng.standard_normal((3, C)) * scale).astype(dtype)
+                t = rng.integers(0, C, 3)
+                t[1] = int(np.argmax(x[1]))            # the target at the max
+                check(x, t)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("eps", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_smoothing_reductions_ignore(dtype, eps, reduction):
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal((6, 11)) * 4).astype(dtype)
+    t = rng.integers(0, 11, 6)
+    t[2] = -100
+    check(x, t, eps=eps, reduction=reduction)
+    t[2] = 3
+    t[[0, 4]] = 7
+    check(x, t, eps=eps, ignore_index=7, reduction=reduction)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_probability_targets(dtype, eps):
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((5, 17)) * 3).astype(dtype)
+    p = rng.random((5, 17))
+    p = (p / p.sum(axis=1, keepdims=True)).astype(dtype)
+    for reduction in ("mean", "sum", "none"):
+        check(x, p, probs=True, eps=eps, reduction=reduction)
+
+
+def test_vs_torch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8, 5, 3)) * 3
+    t = rng.integers(0, 5, (8, 3))
+    t[1, 2] = -100
+    t[5, 0] = -100
+    p = rng.random((8, 5, 3))
+    p /= p.sum(axis=1, keepdims=True)
+    for target, tt in ((t, torch.tensor(t)), (p, torch.tensor(p))):
+        for reduction in ("mean", "sum", "none"):
+            for eps in (0.0, 0.3):
+                xt = torch.tensor(x, requires_grad=True)
+                lt = F.cross_entropy(xt, tt, reduction=reduction, label_smoothing=eps)
+                lt.sum().backward()
+                loss, grad = ce(x, target, axis=1, reduction=reduction, label_smoothing=eps,
+                                return_grad=True)
+                np.testing.assert_allclose(loss, lt.detach().numpy(), rtol=1e-12, atol=1e-15)
+                np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_vs_numpy_twin():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 9))
+    t = rng.integers(0, 9, 7)
+    t[3] = -100
+    for reduction in ("mean", "sum", "none"):
+        want_l, want_g = _reference.cross_entropy(x.astype(np.longdouble), t, -1, reduction,
+                                                  0.1, -100)
+        got_l, got_g = ce(x, t, reduction=reduction, label_smoothing=0.1, return_grad=True)
+        np.testing.assert_allclose(got_l, want_l.astype(np.float64), rtol=1e-14)
+        np.testing.assert_allclose(got_g, want_g.astype(np.float64), rtol=1e-13, atol=1e-17)
+        # longdouble logits: the twin itself
+        ll, lg = ce(x.astype(np.longdouble), t, reduction=reduction, label_smoothing=0.1,
+                    return_grad=True)
+        assert np.asarray(ll).dtype == np.longdouble and lg.dtype == np.longdouble
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_axes_and_layouts(axis):
+    """Any class axis and memory layout: the bits of the contiguous call with
+    the class axis last."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((4, 6, 5))
+    C = x.shape[axis]
+    t = rng.integers(0, C, np.delete(x.shape, axis % 3))
+    want_l, want_g = ce(np.ascontiguousarray(np.moveaxis(x, axis, -1)), t, reduction="none",
+                        return_grad=True)
+    for xv in (x, np.asfortranarray(x), x[::-1, :, ::-1].copy()[::-1, :, ::-1]):
+        got_l, got_g = ce(xv, t, axis=axis, reduction="none", return_grad=True)
+        assert_bitwise(got_l, want_l)
+        assert_bitwise(np.ascontiguousarray(np.moveaxis(got_g, axis, -1)), want_g)
+    # a strided, big-endian and unaligned logits view
+    big = np.zeros((8, 12, 10))
+    big[::2, ::2, ::2] = x
+    got_l, _ = ce(big[::2, ::2, ::2], t, axis=axis, reduction="none", return_grad=True)
+    assert_bitwise(got_l, want_l)
+    got_l = ce(x.astype(">f8"), t, axis=axis, reduction="none")
+    assert_bitwise(got_l, want_l)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_threads_bitwise(dtype):
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((2000, 100)) * 3).astype(dtype)
+    t = rng.integers(0, 100, 2000)
+    t[::17] = -100
+    p = rng.random((2000, 100)).astype(dtype)
+    for target in (t, p):
+        for reduction in ("mean", "sum", "none"):
+            want = ce(x, target, reduction=reduction, return_grad=True, num_threads=1)
+            for nt in (2, 3, 8):
+                got = ce(x, target, reduction=reduction, return_grad=True, num_threads=nt)
+                assert_bitwise(np.asarray(got[0]), np.asarray(want[0]))
+                assert_bitwise(got[1], want[1])
+
+
+def test_target_dtypes_and_results():
+    x = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.0]])
+    want = ce(x, np.array([0, 1]))
+    for dt in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
+               np.uint64, ">i4"):
+        assert ce(x, np.array([0, 1], dtype=dt)) == want
+    assert isinstance(want, np.float64)
+    assert ce(x.astype(np.float32), [0, 1]).dtype == np.float32
+    r16 = ce(x.astype(np.float16), [0, 1])
+    assert r16.dtype == np.float16
+    assert ce(np.array([[1, 2, 3]]), [2]).dtype == np.float64      # integer logits
+    # 1-D logits, 0-d target
+    assert ce(np.array([1.0, 2.0]), np.int64(1), reduction="none").shape == ()
+    # empty batch: mean NaN, sum 0
+    assert np.isnan(ce(np.zeros((0, 3)), np.zeros(0, np.int64)))
+    assert ce(np.zeros((0, 3)), np.zeros(0, np.int64), reduction="sum") == 0.0
+    # all ignored: mean NaN (as torch), gradient zero
+    l, g = ce(x, [-100, -100], return_grad=True)
+    assert np.isnan(l) and np.all(g == 0)
+    # out= for "none"
+    out = np.empty(2)
+    assert ce(x, [0, 1], reduction="none", out=out) is out
+    assert_bitwise(out, ce(x, [0, 1], reduction="none"))
+
+
+def test_special_values():
+    nan, inf = np.nan, np.inf
+    x = np.array([[nan, 1.0, 2.0], [1.0, 2.0, 3.0], [-inf, 0.0, 1.0], [inf, 0.0, 1.0],
+                  [-inf, -inf, -inf]])
+    loss, grad = ce(x, [1, 1, 0, 0, 0], reduction="none", return_grad=True)
+    assert np.isnan(loss[0]) and np.all(np.isnan(grad[0]))          # NaN poisons its row
+    assert np.isfinite(loss[1]) and np.all(np.isfinite(grad[1]))    # other rows intact
+    assert loss[2] == inf                                           # -inf at the target
+    assert np.all(np.isfinite(grad[2])) and grad[2, 0] == -1.0      # softmax 0 there
+    assert np.isnan(loss[3])                                        # inf - inf
+    np.testing.assert_array_equal(grad[3], [0.0, 0.0, 0.0])         # one-hot - one-hot
+    assert np.isnan(loss[4]) and np.all(np.isnan(grad[4]))          # all -inf
+    # a -inf logit elsewhere than the target: finite
+    l = ce(np.array([[-inf, 0.0, 1.0]]), [2], reduction="sum")
+    assert np.isfinite(l)
+    # huge logits: no overflow
+    l, g = ce(np.array([[1e308, -1e308, 0.0]]), [0], reduction="sum", return_grad=True)
+    assert l == 0.0 and np.all(np.isfinite(g))
+
+
+def test_bad_input():
+    x = np.zeros((2, 3))
+    t = np.array([0, 1])
+    with pytest.raises(ValueError, match=r"cross_entropy: target 3 at index \(1,\) is out of range"):
+        ce(x, [0, 3])
+    with pytest.raises(ValueError, match="target -1 at index"):
+        ce(x, [-1, 0])
+    with pytest.raises(ValueError, match="cross_entropy: class-index target has shape"):
+        ce(x, [0, 1, 2])
+    with pytest.raises(ValueError, match="cross_entropy: probability target has shape"):
+        ce(x, np.zeros((2, 4)))
+    with pytest.raises(TypeError, match="cross_entropy: target must be"):
+        ce(x, np.array([True, False]))
+    with pytest.raises(TypeError, match="cross_entropy: target must be"):
+        ce(x, np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="reduction"):
+        ce(x, t, reduction="avg")
+    with pytest.raises(ValueError, match="label_smoothing"):
+        ce(x, t, label_smoothing=1.5)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        ce(x, t, label_smoothing=float("nan"))
+    with pytest.raises(TypeError, match="label_smoothing"):
+        ce(x, t, label_smoothing="0.1")
+    with pytest.raises(TypeError, match="ignore_index"):
+        ce(x, t, ignore_index=1.5)
+    with pytest.raises(TypeError, match="axis"):
+        ce(x, t, axis=(0, 1))
+    with pytest.raises(TypeError, match="logits.*dtype"):
+        ce(x.astype(complex), t)
+    with pytest.raises(ValueError, match="at least one axis"):
+        ce(np.float64(1.0), np.int64(0))
+    with pytest.raises(TypeError, match="return_grad"):
+        ce(x, t, return_grad=1)
+    with pytest.raises(ValueError, match="out is only for reduction='none'"):
+        ce(x, t, out=np.zeros(2))
+    out = np.full(2, 7.0)
+    with pytest.raises(ValueError, match="out of range"):
+        ce(x, [0, 5], reduction="none", out=out)
+    assert np.all(out == 7.0)
+    with pytest.raises(TypeError, match="out has dtype"):
+        ce(x, t, reduction="none", out=np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="num_threads"):
+        ce(x, t, num_threads=0)
