@@ -28,6 +28,7 @@ def _installed_extension_dir():
 try:
     from csoftmax._core import (get_num_threads, isa_info, log_softmax, logsumexp,
                                 set_num_threads, softmax)
+    from csoftmax._core import LogSumExp
 except ImportError as _exc:
     _other = _installed_extension_dir()
     if _other is None:
@@ -45,9 +46,11 @@ except ImportError as _exc:
         ) from _exc
     from csoftmax._core import (get_num_threads, isa_info, log_softmax, logsumexp,
                                 set_num_threads, softmax)
+    from csoftmax._core import LogSumExp
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "set_num_threads", "get_num_threads",
            "get_include", "isa_info", "__version__"]
+__all__ += ["LogSumExp"]
 
 
 def get_include():
