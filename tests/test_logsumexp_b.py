@@ -125,6 +125,21 @@ def test_result_cancels(dtype):
         check_row(x, w, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exact_cases(dtype):
+    """The maxima's terms are exactly b_i (float32's short exp is not exact
+    at 0): a single entry gives log|b| + x, equal entries x + log(sum b)."""
+    for n in (1, 2, 5, 17):
+        x = np.zeros(n, dtype)
+        v, s = csoftmax.logsumexp(x, b=np.ones(n, dtype), return_sign=True)
+        assert v == np.asarray(np.log(n), dtype) and s == 1
+        v = csoftmax.logsumexp(x + dtype(3), b=np.full(n, 0.5, dtype))
+        assert v == np.asarray(3 + np.log(n / 2), dtype)
+    v, s = csoftmax.logsumexp(np.array([0.0], dtype), b=np.array([-1.0], dtype),
+                              return_sign=True)
+    assert v == 0 and s == -1
+
+
 def test_huge_and_tiny_weights():
     """Weights beyond 2^960 or below 2^-960: the sum is scaled by a power of 2."""
     check_row([1.0, 2.0], [1e308, 1e308], np.float64)

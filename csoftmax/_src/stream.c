@@ -59,7 +59,8 @@ void csm_lse_state_merge(double *m, double *hi, double *lo, const double *m2, co
     csm_fpstate fp = csm_fp_enter();
     for (size_t k = 0; k < count; k++) {
         double a = m[k], b = m2[k];
-        if (a != a || b == -HUGE_VAL || a == HUGE_VAL)
+        /* NaN wins, then +inf; -inf (nothing finite) is neutral */
+        if (a != a || (b == b && (b == -HUGE_VAL || a == HUGE_VAL)))
             continue; /* state k stays */
         if (b != b || b == HUGE_VAL || a == -HUGE_VAL) {
             m[k] = b;
