@@ -18,7 +18,7 @@ from setuptools.command.build_py import build_py
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = ["csoftmax/_core.pyx"] + [
     f"csoftmax/_src/{name}.c"
-    for name in ("cpu", "dispatch", "precise", "kern_scalar", "kern_avx2", "kern_avx512", "kern_neon")
+    for name in ("cpu", "dispatch", "precise", "stream", "kern_scalar", "kern_avx2", "kern_avx512", "kern_neon")
 ]
 
 if sys.platform == "win32":

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=csoftmax/_src
-CORE="$SRC/cpu.c $SRC/dispatch.c $SRC/precise.c $SRC/kern_scalar.c $SRC/kern_avx2.c $SRC/kern_avx512.c $SRC/kern_neon.c"
+CORE="$SRC/cpu.c $SRC/dispatch.c $SRC/precise.c $SRC/stream.c $SRC/kern_scalar.c $SRC/kern_avx2.c $SRC/kern_avx512.c $SRC/kern_neon.c"
 FLAGS="-std=c99 -O2 -ffp-contract=off -Wall -Wextra -Wundef -Werror -Iinclude -I$SRC"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT

@@ -55,6 +55,11 @@ cdef extern from "csoftmax/csoftmax_capi.h":
         ptrdiff_t x_outer, x_n, x_inner
         ptrdiff_t y_outer, y_n, y_inner
 
+    # a further operand (weights): base pointer and element strides, 0 where broadcast
+    ctypedef struct csm_operand:
+        const void *p
+        ptrdiff_t outer, n, inner
+
     ctypedef int (*csm_f32_fn)(const float *x, float *y, const csm_layout *L) noexcept nogil
     ctypedef int (*csm_f64_fn)(const double *x, double *y, const csm_layout *L) noexcept nogil
     ctypedef int (*csm_f32_mt_fn)(const float *x, float *y, const csm_layout *L,
@@ -111,6 +116,22 @@ cdef extern from "csoftmax/csoftmax_capi.h":
         csm_f64_grad_fn softmax_backward_f64
         csm_f32_grad_fn log_softmax_backward_f32
         csm_f64_grad_fn log_softmax_backward_f64
+        # weights, signs and streaming (issue 8, parts 5 and 6; csoftmax.h)
+        int (*logsumexp_weighted_f32)(const float *x, const csm_operand *b, float *y,
+                                      float *sign, const csm_layout *L,
+                                      int threads) noexcept nogil
+        int (*logsumexp_weighted_f64)(const double *x, const csm_operand *b, double *y,
+                                      double *sign, const csm_layout *L,
+                                      int threads) noexcept nogil
+        int (*logsumexp_state_f32)(const float *x, double *m, double *hi, double *lo,
+                                   const csm_layout *L, int threads) noexcept nogil
+        int (*logsumexp_state_f64)(const double *x, double *m, double *hi, double *lo,
+                                   const csm_layout *L, int threads) noexcept nogil
+        void (*lse_state_merge)(double *m, double *hi, double *lo, const double *m2,
+                                const double *hi2, const double *lo2,
+                                size_t count) noexcept nogil
+        void (*lse_state_finish)(const double *m, const double *hi, const double *lo,
+                                 double *y, size_t count) noexcept nogil
 
     # static inline in csoftmax.h: no table needed
     csm_layout csm_rows(size_t rows, size_t n) noexcept nogil

@@ -29,6 +29,7 @@ try:
     from csoftmax._core import (get_num_threads, isa_info, log_softmax, logsumexp,
                                 set_num_threads, softmax)
     from csoftmax._core import cross_entropy, log_softmax_backward, softmax_backward
+    from csoftmax._core import LogSumExp
 except ImportError as _exc:
     _other = _installed_extension_dir()
     if _other is None:
@@ -47,10 +48,12 @@ except ImportError as _exc:
     from csoftmax._core import (get_num_threads, isa_info, log_softmax, logsumexp,
                                 set_num_threads, softmax)
     from csoftmax._core import cross_entropy, log_softmax_backward, softmax_backward
+    from csoftmax._core import LogSumExp
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "set_num_threads", "get_num_threads",
            "get_include", "isa_info", "__version__"]
 __all__ += ["softmax_backward", "log_softmax_backward", "cross_entropy"]  # training (issue 8)
+__all__ += ["LogSumExp"]  # streaming logsumexp (issue 8)
 
 
 def get_include():

@@ -71,6 +71,8 @@ BAD_X = {
 @pytest.mark.parametrize("op", OPS, ids=OP_IDS)
 @pytest.mark.parametrize("name", list(BAD_X))
 def test_unsupported_dtype(op, name):
+    if op.name == "logsumexp" and name in ("complex64", "complex128"):
+        pytest.skip("logsumexp takes complex input as scipy does (tests/test_logsumexp_b.py)")
     x = BAD_X[name]
     dt = np.asarray(x).dtype
     out = sentinel(out_shape(op, np.shape(x)), np.float64)
@@ -206,7 +208,7 @@ def test_first_error_wins_and_nothing_written(op):
     x = np.arange(6.0).reshape(2, 3)
     out = sentinel((5,), np.float32)   # wrong dtype and shape
     raises_untouched(op, np.exceptions.AxisError, "out of bounds", x, out=out, axis=7)
-    raises_untouched(op, TypeError, "unsupported dtype", x.astype(complex), out=out)
+    raises_untouched(op, TypeError, "unsupported dtype", x.astype(np.clongdouble), out=out)
     raises_untouched(op, TypeError, "out has dtype", x, out=out)
 
 

@@ -125,7 +125,7 @@ def _fp_cases():
             ("int64", op, big_int, {}, None),
             ("float16", op, f16, {}, None),
             ("longdouble", op, rows.astype(np.longdouble), {}, None),
-            ("bad dtype", op, rows.astype(complex), {}, TypeError),
+            ("bad dtype", op, rows.astype(np.clongdouble), {}, TypeError),
             ("bad axis", op, rows, {"axis": 5}, AxisError),
             ("bad out", op, rows, {"out": np.empty((2, 2))}, ValueError),
         ]

@@ -313,6 +313,87 @@ void csm_exp_nonpos_f64(const double *x, double *y, size_t n)
     csm_fp_leave(fp);
 }
 
+/* ---- weights, signs and streaming state (weighted.inc; issue 8) ---- */
+
+typedef struct {
+    int (*w32)(const float *, const csm_operand *, float *, float *, const csm_layout *, int);
+    int (*w64)(const double *, const csm_operand *, double *, double *, const csm_layout *, int);
+    int (*s32)(const float *, double *, double *, double *, const csm_layout *, int);
+    int (*s64)(const double *, double *, double *, double *, const csm_layout *, int);
+} weighted_set;
+
+#define WEIGHTED_SET(isa)                                                                    \
+    {                                                                                        \
+        csm_logsumexp_weighted_f32_##isa, csm_logsumexp_weighted_f64_##isa,                  \
+            csm_logsumexp_state_f32_##isa, csm_logsumexp_state_f64_##isa                     \
+    }
+
+static const weighted_set w_scalar = WEIGHTED_SET(scalar);
+#if CSM_HAVE_AVX2
+static const weighted_set w_avx2 = WEIGHTED_SET(avx2);
+#endif
+#if CSM_HAVE_AVX512
+static const weighted_set w_avx512 = WEIGHTED_SET(avx512);
+#endif
+#if CSM_HAVE_NEON
+static const weighted_set w_neon = WEIGHTED_SET(neon);
+#endif
+
+/* the weighted kernels of the active ISA */
+static const weighted_set *w_active(void)
+{
+    switch (active_isa) {
+#if CSM_HAVE_AVX2
+    case CSM_ISA_AVX2:
+        return &w_avx2;
+#endif
+#if CSM_HAVE_AVX512
+    case CSM_ISA_AVX512:
+        return &w_avx512;
+#endif
+#if CSM_HAVE_NEON
+    case CSM_ISA_NEON:
+        return &w_neon;
+#endif
+    default:
+        return &w_scalar;
+    }
+}
+
+#define WENTRY(dt, T, fn)                                                                    \
+    int csm_logsumexp_weighted_##dt##_mt(const T *x, const csm_operand *b, T *y, T *sign,    \
+                                         const csm_layout *L, int threads)                   \
+    {                                                                                        \
+        if (bad_args(x, y, L) || (b != NULL && b->p == NULL && L->n && L->outer && L->inner)) \
+            return CSM_EINVAL;                                                               \
+        if (L->outer == 0 || L->inner == 0)                                                  \
+            return CSM_OK;                                                                   \
+        csm_fpstate fp = csm_fp_enter();                                                     \
+        int rc = w_active()->fn(x, b, y, sign, L, threads);                                  \
+        csm_fp_leave(fp);                                                                    \
+        return rc;                                                                           \
+    }
+WENTRY(f32, float, w32)
+WENTRY(f64, double, w64)
+#undef WENTRY
+
+#define SENTRY(dt, T, fn)                                                                    \
+    int csm_logsumexp_state_##dt##_mt(const T *x, double *m, double *hi, double *lo,         \
+                                      const csm_layout *L, int threads)                      \
+    {                                                                                        \
+        if (bad_args(x, m, L) || (L->outer && L->inner && (hi == NULL || lo == NULL)))       \
+            return CSM_EINVAL;                                                               \
+        if (L->outer == 0 || L->inner == 0)                                                  \
+            return CSM_OK;                                                                   \
+        csm_fpstate fp = csm_fp_enter();                                                     \
+        int rc = w_active()->fn(x, m, hi, lo, L, threads);                                   \
+        csm_fp_leave(fp);                                                                    \
+        return rc;                                                                           \
+    }
+SENTRY(f32, float, s32)
+SENTRY(f64, double, s64)
+#undef SENTRY
+
 static const csm_api api = {
     CSM_ABI_VERSION,
     (uint32_t)sizeof(csm_api),
@@ -343,6 +424,12 @@ static const csm_api api = {
     csm_log_softmax_backward_f64_mt,
     csm_cross_entropy_f32_mt,
     csm_cross_entropy_f64_mt,
+    csm_logsumexp_weighted_f32_mt,
+    csm_logsumexp_weighted_f64_mt,
+    csm_logsumexp_state_f32_mt,
+    csm_logsumexp_state_f64_mt,
+    csm_lse_state_merge,
+    csm_lse_state_finish,
 };
 
 const csm_api *csm_get_api(void)

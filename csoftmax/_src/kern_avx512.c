@@ -13,6 +13,7 @@
 #include "kernels.h"
 #include "vec_avx512.h"
 #include "kernels.inc"
+#include "weighted.inc"
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

@@ -8,6 +8,7 @@
 #include "kernels.h"
 #include "vec_neon.h"
 #include "kernels.inc"
+#include "weighted.inc"
 #else
 typedef int csm_kern_neon_is_empty_here;
 #endif

@@ -5,3 +5,4 @@
 #include "kernels.h"
 #include "vec_scalar.h"
 #include "kernels.inc"
+#include "weighted.inc"

@@ -53,6 +53,23 @@ CSM_DECLARE_TRAIN_ISA(scalar)
 CSM_DECLARE_TRAIN_ISA(avx2)
 CSM_DECLARE_TRAIN_ISA(avx512)
 CSM_DECLARE_TRAIN_ISA(neon)
+/* weights, signs and streaming state (weighted.inc; issue 8, parts 5, 6):
+ * (x, b, y, sign, L, threads) and (x, m, hi, lo, L, threads) */
+#define CSM_DECLARE_WEIGHTED_ISA(isa)                                                         \
+    CSM_HIDDEN int csm_logsumexp_weighted_f32_##isa(const float *, const csm_operand *,        \
+                                                    float *, float *, const csm_layout *, int); \
+    CSM_HIDDEN int csm_logsumexp_weighted_f64_##isa(const double *, const csm_operand *,       \
+                                                    double *, double *, const csm_layout *,    \
+                                                    int);                                      \
+    CSM_HIDDEN int csm_logsumexp_state_f32_##isa(const float *, double *, double *, double *,  \
+                                                 const csm_layout *, int);                     \
+    CSM_HIDDEN int csm_logsumexp_state_f64_##isa(const double *, double *, double *, double *, \
+                                                 const csm_layout *, int);
+
+CSM_DECLARE_WEIGHTED_ISA(scalar)
+CSM_DECLARE_WEIGHTED_ISA(avx2)
+CSM_DECLARE_WEIGHTED_ISA(avx512)
+CSM_DECLARE_WEIGHTED_ISA(neon)
 
 /* Records, for the calling thread, the size of the largest thread team
  * that the kernel call it just made ran (1: serial): csm_last_team(). */

@@ -228,3 +228,83 @@ double csm_tiny_sum_scaled(const void *x, ptrdiff_t s, size_t n, int f32, double
 {
     return scaled_sum(x, s, n, f32, m, X).hi;
 }
+
+/* ---- weights and streaming (issue 8, parts 5 and 6) ---- */
+
+void csm_dd_exp(double hi, double lo, double *rh, double *rl)
+{
+    double k;
+    dd e = dd_add_d(expm1_reduced((dd){hi, lo}, &k), 1.0);
+    /* 2^k in two steps: k may lie beyond the exponent range of one ldexp
+     * argument's normal result only at the ends of [-746, 709] */
+    int k1 = (int)k / 2, k2 = (int)k - k1;
+    *rh = ldexp(ldexp(e.hi, k1), k2);
+    *rl = ldexp(ldexp(e.lo, k1), k2);
+}
+
+void csm_dd_log(double hi, double lo, double *rh, double *rl)
+{
+    dd r;
+    if (hi >= 0.5 && hi <= 2.0) {
+        /* log1p(T), T = (hi - 1) + lo: hi - 1 is exact here (Sterbenz) */
+        dd T = two_sum(hi - 1.0, lo);
+        if (T.hi >= 0.0) {
+            r = dd_log1p(T);
+            *rh = r.hi;
+            *rl = r.lo;
+            return;
+        }
+    }
+    /* one Newton step on exp: L = L0 + (S - e^L0) / e^L0 */
+    double L0 = log(hi), eh, el;
+    csm_dd_exp(L0, 0.0, &eh, &el);
+    dd R = dd_add((dd){hi, lo}, (dd){-eh, -el});
+    r = two_sum(L0, R.hi / eh);
+    *rh = r.hi;
+    *rl = r.lo;
+}
+
+void csm_weighted_sum_precise(const void *x, ptrdiff_t sx, const void *b, ptrdiff_t sb, size_t n,
+                              int f32, double m, int kb, double *hi, double *lo)
+{
+    dd S = {0.0, 0.0};
+    for (size_t i = 0; i < n; i++) {
+        double bi = b == NULL ? 1.0 : load(b, (ptrdiff_t)i * sb, f32);
+        if (bi == 0.0)
+            continue;
+        double xi = load(x, (ptrdiff_t)i * sx, f32);
+        if (!(xi - m <= 0.0) || xi - m < -746.0) /* -inf, huge negative: nothing */
+            continue;
+        dd e = dd_exp(two_sum(xi, -m));
+        bi = ldexp(bi, -kb); /* exact unless b_i lies 2^1074 below the largest */
+        dd t = two_prod(bi, e.hi);
+        t.lo += bi * e.lo;
+        S = dd_add(S, t);
+    }
+    *hi = S.hi;
+    *lo = S.lo;
+}
+
+double csm_logsumexp_weighted_precise(const void *x, ptrdiff_t sx, const void *b, ptrdiff_t sb,
+                                      size_t n, int f32, double m, int kb, double *sign)
+{
+    double h, l;
+    csm_weighted_sum_precise(x, sx, b, sb, n, f32, m, kb, &h, &l);
+    if (h == 0.0) {
+        *sign = 0.0;
+        return -HUGE_VAL;
+    }
+    *sign = h > 0.0 ? 1.0 : -1.0;
+    if (h < 0.0)
+        h = -h, l = -l;
+    dd L;
+    csm_dd_log(h, l, &L.hi, &L.lo);
+    /* m + kb ln2 + L */
+    dd v = dd_add(L, (dd){m, 0.0});
+    if (kb != 0) {
+        double k = (double)kb;
+        v = dd_add(v, two_sum(k * LN2_1, k * LN2_2));
+        v = dd_add_d(v, k * LN2_3);
+    }
+    return v.hi;
+}

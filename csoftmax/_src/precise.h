@@ -44,4 +44,24 @@ double csm_logsumexp_precise(const void *x, ptrdiff_t s, size_t n, int f32, doub
 double csm_tiny_sum_scaled(const void *x, ptrdiff_t s, size_t n, int f32, double m,
                            const csm_rowx *X);
 
+/* ---- weights and streaming (issue 8, parts 5 and 6) ---- */
+
+/* S = sum b_i 2^-kb exp(x_i - m) in double-double (hi + lo, relative error
+ * about 2^-100 K, K = sum |terms| / |S|) over the entries with b_i != 0
+ * (b NULL: every b_i = 1); b has x's storage type, stride sb; x_i - m below
+ * -746 adds nothing. m: the maximum of those x_i, finite. */
+void csm_weighted_sum_precise(const void *x, ptrdiff_t sx, const void *b, ptrdiff_t sb, size_t n,
+                              int f32, double m, int kb, double *hi, double *lo);
+
+/* m + kb ln2 + log|S| for that S, rounded once from double-double; *sign:
+ * the sign of S (1, -1; 0 and -inf when S is exactly 0). */
+double csm_logsumexp_weighted_precise(const void *x, ptrdiff_t sx, const void *b, ptrdiff_t sb,
+                                      size_t n, int f32, double m, int kb, double *sign);
+
+/* exp(hi + lo) for hi in [-746, 709] as hi + lo (relative 2^-100) */
+void csm_dd_exp(double hi, double lo, double *rh, double *rl);
+/* log(hi + lo) for hi + lo > 0 (normal) as rh + rl (absolute about 2^-100
+ * |result| + 2^-104) */
+void csm_dd_log(double hi, double lo, double *rh, double *rl);
+
 #endif

@@ -300,6 +300,51 @@ int csm_cross_entropy_f32_mt(const float *x, float *loss, const csm_layout *L,
                              const csm_ce_args *a, double *total, int threads);
 int csm_cross_entropy_f64_mt(const double *x, double *loss, const csm_layout *L,
                              const csm_ce_args *a, double *total, int threads);
+/* logsumexp with weights (scipy.special.logsumexp's b= and return_sign=;
+ * issue 8, part 5): y = log|sum_i b_i exp(x_i)| per row, and its sign.
+ *   x     input, the layout L (as for csm_logsumexp_*);
+ *   b     the weights: an operand of x's element type in x's geometry
+ *         (strides 0 where broadcast), or NULL for b_i = 1. Entries with
+ *         b_i == 0 are absent (whatever x_i holds);
+ *   y     output, y[outer][inner] as for logsumexp (L's y strides);
+ *   sign  NULL, or the signs, at y's offsets: 1, -1, or 0 for a sum that is
+ *         exactly 0 (y = -inf) or empty, NaN with y NaN. Without sign a
+ *         negative sum gives y = NaN (scipy's rule).
+ * Special values: a NaN in a kept x_i or in any b_i -> NaN; infinite terms
+ * b_i e^{x_i} all of one sign -> +inf with that sign, of both signs (or
+ * |b_i| = inf with x_i = -inf) -> NaN; no kept finite term -> -inf, sign 0.
+ * Accuracy: |error| <= 2 ulp(y) + 2 u K, u the unit roundoff of the type,
+ * K = sum |b_i e^{x_i}| / |sum b_i e^{x_i}| (1 for positive weights: 2 ULP);
+ * rows with K > 2^8, or whose result cancels, are redone in double-double.
+ * Rows are split among up to `threads` threads (<= 0: the default), with
+ * the same bits for every count. Returns CSM_OK or CSM_EINVAL (NULL L, or a
+ * NULL pointer with a non-empty array; nothing written). */
+int csm_logsumexp_weighted_f32_mt(const float *x, const csm_operand *b, float *y, float *sign,
+                                  const csm_layout *L, int threads);
+int csm_logsumexp_weighted_f64_mt(const double *x, const csm_operand *b, double *y,
+                                  double *sign, const csm_layout *L, int threads);
+
+/* The state of a streaming logsumexp (issue 8, part 6) for each row of x:
+ * m = its maximum and S = hi + lo = sum exp(x_i - m) in double-double
+ * (S >= 1), written at y's offsets of L into the three double arrays.
+ * Special rows: any NaN -> m = NaN; a +inf -> m = +inf; all -inf or empty
+ * -> m = -inf, S = 0 (hi = lo = 0 for these). Rows with m in [-128, 0)
+ * (where m + log S may cancel) sum double-double terms. Combine states with
+ * csm_lse_state_merge and turn them into logsumexp with
+ * csm_lse_state_finish. Returns as csm_logsumexp_weighted_*. */
+int csm_logsumexp_state_f32_mt(const float *x, double *m, double *hi, double *lo,
+                               const csm_layout *L, int threads);
+int csm_logsumexp_state_f64_mt(const double *x, double *m, double *hi, double *lo,
+                               const csm_layout *L, int threads);
+/* state k (k < count; contiguous arrays) <- the state of the union of the
+ * rows of states k and k2: m = max, S = S e^{m - M} + S2 e^{m2 - M} in
+ * double-double (NaN wins, then +inf). Exact up to about 2^-100 S. */
+void csm_lse_state_merge(double *m, double *hi, double *lo, const double *m2, const double *hi2,
+                         const double *lo2, size_t count);
+/* y[k] = m + log S rounded once from double-double (NaN, +inf, -inf for
+ * the special states). */
+void csm_lse_state_finish(const double *m, const double *hi, const double *lo, double *y,
+                          size_t count);
 
 /* The default thread count of the _mt kernels: the value last given to
  * csm_set_default_threads() if any, else OpenMP's omp_get_max_threads() in
@@ -350,6 +395,8 @@ csm_isa csm_init(void);
  *                kernels csm_softmax_backward_f32_mt ... (issue 8);
  *   cross_entropy_f32, cross_entropy_f64  csm_cross_entropy_f32_mt and
  *                csm_cross_entropy_f64_mt (issue 8).
+ *   logsumexp_weighted_f32 ... lse_state_finish  csm_logsumexp_weighted_f32_mt
+ *                ... csm_lse_state_finish (weights, signs, streaming; issue 8).
  * csm_f32_fn / csm_f64_fn: the kernel signature, (x, y, L) as above;
  * csm_f32_mt_fn / csm_f64_mt_fn: (x, y, L, threads) as in csm_*_mt;
  * csm_f32_ex_fn / csm_f64_ex_fn: (x, y, L, opt, threads) as in csm_*_ex. */
@@ -405,6 +452,18 @@ typedef struct csm_api {
     csm_f64_grad_fn log_softmax_backward_f64;
     csm_f32_ce_fn cross_entropy_f32;
     csm_f64_ce_fn cross_entropy_f64;
+    /* weights, signs and streaming (issue 8, parts 5 and 6) */
+    int (*logsumexp_weighted_f32)(const float *, const csm_operand *, float *, float *,
+                                  const csm_layout *, int);
+    int (*logsumexp_weighted_f64)(const double *, const csm_operand *, double *, double *,
+                                  const csm_layout *, int);
+    int (*logsumexp_state_f32)(const float *, double *, double *, double *, const csm_layout *,
+                               int);
+    int (*logsumexp_state_f64)(const double *, double *, double *, double *, const csm_layout *,
+                               int);
+    void (*lse_state_merge)(double *, double *, double *, const double *, const double *,
+                            const double *, size_t);
+    void (*lse_state_finish)(const double *, const double *, const double *, double *, size_t);
 } csm_api;
 
 /* The library's table (filled with the public entry points above): static,

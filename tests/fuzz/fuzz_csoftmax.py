@@ -438,6 +438,8 @@ def call(op, x, axis, keepdims, out, nt=None):
 
 def check_one(src, op, x0, axis, keepdims, threads=(None, None)):
     name = NAMES[op]
+    if op == 2 and x0.dtype.kind == "c" and x0.dtype.itemsize <= 16:
+        return   # logsumexp takes complex64/128 as scipy does (issue 8): test_logsumexp_b.py
     nt, nt_exc = threads
     exc, rdt, rshape = expected_error(op, x0, axis, None, keepdims)
     x = x0
