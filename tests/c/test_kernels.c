@@ -30,12 +30,15 @@
  *   (i) the _ex kernels (csm_options): a where= mask and a temperature,
  *       rows and columns, against the oracle of each row's kept entries
  *       (T = 1/4: x / T exact), rows == columns bitwise for T = 0.37, rows
- *       with no or one kept entry, a bad temperature refused.
+ *       with no or one kept entry, a bad temperature refused;
  *   (j) training (issue 8): softmax_backward and log_softmax_backward
  *       against a long double oracle (rows 1..67 and 1000, f32 and f64,
  *       the bounds of train.inc), in place over dy bitwise, threads
  *       bitwise; cross_entropy with class targets (loss 2 ULP, gradient
- *       4 ULP of max(p, q) / count, mean), CSM_ERANGE writing nothing.
+ *       4 ULP of max(p, q) / count, mean), CSM_ERANGE writing nothing;
+ *   (k) logsumexp with weights and signs, and the streaming state
+ *       (check_weighted: 2 ULP against long double, cancelling sums,
+ *       special values, chunks merged equal to one call).
  * Prints one line per ISA with the max ULP per op x dtype, then
  * "N passed, M failed" (check groups); exit status 0 only if none failed.
  * TEST_KERNELS_VERBOSE=1 in the environment also prints where each max is.
@@ -863,6 +866,133 @@ static void run_threads(void)
 #include <xmmintrin.h>
 #endif
 
+/* ---- issue 8: weights, signs (csm_logsumexp_weighted_*) and the streaming
+ * state (csm_logsumexp_state_*, csm_lse_state_merge / _finish) ---------- */
+
+/* |got - ref| <= nulp ulp(ref) (as double), NaN/inf equal */
+static int close_ulp(double got, long double ref, double nulp)
+{
+    if (isnan((double)ref) || isinf((double)ref))
+        return isnan((double)ref) ? isnan(got) : got == (double)ref;
+    double r = (double)ref, sp = nextafter(fabs(r), HUGE_VAL) - fabs(r);
+    return fabsl((long double)got - ref) <= (long double)(nulp * sp);
+}
+
+static void check_weighted(const char *isa)
+{
+    char what[160];
+    enum { N = 1000 };
+    static double x[N], b[N], y[4], sg[4];
+    static float xf[N], bf[N], yf[4], sgf[4];
+    int ok = 1;
+    /* positive weights, rows of 1..40 and 1000: 2 ULP against long double */
+    for (size_t n = 1; n <= 41; n++) {
+        size_t nn = n == 41 ? N : n;
+        long double S = 0.0L;
+        double m = -HUGE_VAL;
+        for (size_t i = 0; i < nn; i++) {
+            x[i] = 3.0 * rng_normal();
+            b[i] = 0.05 + 2.0 * rng_unif();
+            xf[i] = (float)x[i];
+            bf[i] = (float)b[i];
+            m = x[i] > m ? x[i] : m;
+        }
+        for (int f32 = 0; f32 < 2; f32++) {
+            long double Sf = 0.0L;
+            double mf = -HUGE_VAL;
+            for (size_t i = 0; i < nn; i++)
+                mf = (f32 ? (double)xf[i] : x[i]) > mf ? (f32 ? (double)xf[i] : x[i]) : mf;
+            for (size_t i = 0; i < nn; i++)
+                Sf += (long double)(f32 ? (double)bf[i] : b[i]) *
+                      expl((long double)(f32 ? (double)xf[i] : x[i]) - mf);
+            long double ref = (long double)mf + logl(Sf);
+            csm_layout L = csm_rows_reduced(1, nn);
+            csm_operand B = {f32 ? (const void *)bf : (const void *)b, 0, 1, 0};
+            int rc = f32 ? csm_logsumexp_weighted_f32_mt(xf, &B, yf, sgf, &L, 1)
+                         : csm_logsumexp_weighted_f64_mt(x, &B, y, sg, &L, 1);
+            double got = f32 ? (double)yf[0] : y[0], sgn = f32 ? (double)sgf[0] : sg[0];
+            double bound = f32 ? 2.0 * 0x1p-29 : 2.0; /* float32: 2 ULP of float */
+            if (f32) {
+                double r = (double)ref, sp = nextafterf((float)fabs(r), HUGE_VALF) -
+                                             (float)fabs(r);
+                ok &= rc == CSM_OK && sgn == 1.0 && fabs(got - r) <= 2.0 * sp;
+            } else {
+                ok &= rc == CSM_OK && sgn == 1.0 && close_ulp(got, ref, bound);
+            }
+
+        }
+        (void)S;
+        (void)m;
+    }
+    snprintf(what, sizeof what, "[%s] weighted logsumexp, positive weights: 2 ULP", isa);
+    global_check(ok, what);
+    /* cancelling sums: e^a - e^(a + r) = -e^a expm1(r), the double-double path */
+    ok = 1;
+    static const double as[] = {-3.0, 0.0, 7.5, 300.0};
+    static const double rs[] = {1e-3, 1e-9, 1e-14};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++) {
+            double xx[2] = {as[i], as[i] + rs[j]}, bb[2] = {1.0, -1.0};
+            if (xx[1] == xx[0]) /* 300 + 1e-14 rounds to 300 */
+                continue;
+            long double r = (long double)xx[1] - (long double)xx[0];
+            long double ref = (long double)xx[0] + logl(expm1l(r));
+            csm_layout L = csm_rows_reduced(1, 2);
+            csm_operand B = {bb, 0, 1, 0};
+            int rc = csm_logsumexp_weighted_f64_mt(xx, &B, y, sg, &L, 1);
+            ok &= rc == CSM_OK && sg[0] == -1.0 && close_ulp(y[0], ref, 4.0);
+            rc = csm_logsumexp_weighted_f64_mt(xx, &B, y, NULL, &L, 1); /* no sign: NaN */
+            ok &= rc == CSM_OK && isnan(y[0]);
+        }
+    snprintf(what, sizeof what, "[%s] weighted logsumexp, cancelling sums", isa);
+    global_check(ok, what);
+    /* special values */
+    {
+        static const double sx[][2] = {{1.0, 1.0}, {HUGE_VAL, HUGE_VAL}, {HUGE_VAL, 1.0},
+                                       {NAN, 1.0}, {-HUGE_VAL, 1.0}, {-HUGE_VAL, -HUGE_VAL}};
+        static const double sb[][2] = {{1.0, -1.0}, {-1.0, 1.0}, {-1.0, 1.0},
+                                       {0.0, 1.0}, {HUGE_VAL, 1.0}, {1.0, 1.0}};
+        static const double wv[] = {-HUGE_VAL, NAN, HUGE_VAL, 1.0, NAN, -HUGE_VAL};
+        static const double ws[] = {0.0, NAN, -1.0, 1.0, NAN, 0.0};
+        ok = 1;
+        for (int i = 0; i < 6; i++) {
+            csm_layout L = csm_rows_reduced(1, 2);
+            csm_operand B = {sb[i], 0, 1, 0};
+            int rc = csm_logsumexp_weighted_f64_mt(sx[i], &B, y, sg, &L, 1);
+            ok &= rc == CSM_OK && (isnan(wv[i]) ? isnan(y[0]) : y[0] == wv[i]) &&
+                  (isnan(ws[i]) ? isnan(sg[0]) : sg[0] == ws[i]);
+        }
+        csm_layout L0 = csm_rows_reduced(1, 0);
+        ok &= csm_logsumexp_weighted_f64_mt(NULL, NULL, y, sg, &L0, 1) == CSM_OK &&
+              y[0] == -HUGE_VAL && sg[0] == 0.0;
+        ok &= csm_logsumexp_weighted_f64_mt(x, NULL, y, sg, NULL, 1) == CSM_EINVAL;
+        snprintf(what, sizeof what, "[%s] weighted logsumexp, special values", isa);
+        global_check(ok, what);
+    }
+    /* streaming: 4 chunks of a row of N, merged, against one call (2 ULP) */
+    {
+        double m1, h1, l1, m2, h2, l2, one, v;
+        ok = 1;
+        for (int t = 0; t < 3; t++) {
+            for (size_t i = 0; i < N; i++)
+                x[i] = t == 2 ? log((i + 1.0) / (N * (N + 1.0) / 2.0)) : 10.0 * rng_normal();
+            size_t cut[5] = {0, 1, 1, 400, N};
+            m1 = -HUGE_VAL, h1 = l1 = 0.0;
+            for (int c = 0; c < 4; c++) {
+                csm_layout L = csm_rows_reduced(1, cut[c + 1] - cut[c]);
+                ok &= csm_logsumexp_state_f64_mt(x + cut[c], &m2, &h2, &l2, &L, 1) == CSM_OK;
+                csm_lse_state_merge(&m1, &h1, &l1, &m2, &h2, &l2, 1);
+            }
+            csm_lse_state_finish(&m1, &h1, &l1, &v, 1);
+            csm_layout L = csm_rows_reduced(1, N);
+            ok &= csm_logsumexp_f64(x, &one, &L) == CSM_OK;
+            ok &= t == 2 ? fabs(v - one) <= 1e-28 : close_ulp(v, (long double)one, 2.0);
+        }
+        snprintf(what, sizeof what, "[%s] streaming state: chunks merged == one call", isa);
+        global_check(ok, what);
+    }
+}
+
 static void check_fpenv(const char *isa)
 {
     double x[3] = {0.0, -740.0, 5e-324}, y0[3], y1[3];
@@ -1382,6 +1512,7 @@ int main(void)
         FOR_ISA((rng_s = seed, check_options(S->name)));
     }
     FOR_ISA(check_training());
+    FOR_ISA(check_weighted(S->name));
 
     long npass = global_pass, nfail = global_fail;
     for (int k = 0; k < nisa; k++) {
