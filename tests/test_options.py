@@ -375,3 +375,29 @@ def test_bad_options(opname):
 def test_masked_array_message_points_to_where():
     with pytest.raises(TypeError, match="where=~np.ma.getmaskarray"):
         csoftmax.softmax(np.ma.array([1.0, 2.0], mask=[0, 1]))
+
+
+# ------------------------------------------- logsumexp: options with b= (weights)
+
+def test_logsumexp_where_folds_into_weights():
+    """With b= or return_sign=, a where= / causal= mask drops entries as b = 0
+    does (the same rule); temperature= does not combine with them."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((5, 12)) * 3
+    x[1, 3] = np.nan                       # excluded below: never read
+    b = rng.standard_normal(12)
+    w = np.ones(12, bool)
+    w[3] = w[7] = False
+    val, sgn = csoftmax.logsumexp(x, b=b, where=w, return_sign=True)
+    v2, s2 = csoftmax.logsumexp(x[:, w], b=b[w], return_sign=True)
+    assert_bitwise(val, v2)
+    assert_bitwise(sgn, s2)
+    sq = np.ones((4, 4))
+    assert_bitwise(csoftmax.logsumexp(sq, causal=True, return_sign=True)[0],
+                   csoftmax.logsumexp(sq, where=np.tri(4, dtype=bool), b=np.ones(4)))
+    with pytest.raises(ValueError, match="logsumexp: temperature= does not combine with b="):
+        csoftmax.logsumexp(x, b=b, temperature=2.0)
+    with pytest.raises(ValueError, match=r"logsumexp: b has shape \(4,\), which does not"):
+        csoftmax.logsumexp(x, b=np.ones(4), where=w)
+    with pytest.raises(TypeError, match="logsumexp: where must be a boolean array"):
+        csoftmax.logsumexp(x, b=b, where=np.ones(12))
