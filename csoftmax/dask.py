@@ -20,11 +20,15 @@ Two plans, chosen from the chunking:
   input) with x - M corrected by its exact rounding error. The input is read
   twice, and no block is ever gathered with another.
 
-Accuracy of the second plan (measured by tests/test_dask.py against the
-NumPy path): float32 and float16 results within 2 ULP; float64 softmax
-within 8 ULP; float64 log_softmax and logsumexp within 8 * eps * (1 + |y|)
-absolutely (the NumPy path keeps full relative accuracy near 0, where the
-second plan's log S carries an absolute error of a few eps).
+Accuracy of the second plan (bounds checked by tests/test_dask.py against
+the NumPy path, on random chunkings): float32 and float16 results within
+1 ULP of it (computed in double, rounded once); float64 softmax within 8 ULP,
+float64 log_softmax and logsumexp within 4 ULP (the sum is carried as
+r = S - 1 and used as log1p(r), so log_softmax near 0 keeps its relative
+accuracy; logsumexp = M / T + log1p(r) is accurate to a few ULP of
+max(|M / T|, log1p(r)) where the two cancel, unlike the NumPy path's
+double-double result). With a temperature the division (x - M) / T adds one
+rounding in the exponent.
 
 Special values follow the NumPy functions exactly in both plans: a NaN makes
 its slice NaN, -inf entries give 0 (softmax) / -inf (log_softmax), all -inf
@@ -40,8 +44,10 @@ import csoftmax as _cs
 
 __all__ = ["softmax", "log_softmax", "logsumexp"]
 
-_STATS = np.dtype([("m", "f8"), ("s", "f8"), ("k", "f8")])
-_STATS_LD = np.dtype([("m", np.longdouble), ("s", np.longdouble), ("k", "f8")])
+# per slice: max m, r = sum(exp((x - m) / T)) - 1 (kept as r for relative
+# accuracy of log(1 + r) near 0), k = count of +inf
+_STATS = np.dtype([("m", "f8"), ("r", "f8"), ("k", "f8")])
+_STATS_LD = np.dtype([("m", np.longdouble), ("r", np.longdouble), ("k", "f8")])
 
 
 def _check(name, x, axis, temperature, num_threads, extra=None):
@@ -78,7 +84,7 @@ def _chunk(xb, axis, keepdims, T=1.0, wd=np.float64):
     out = np.empty(shape, st)
     xb = np.asarray(xb)
     if any(xb.shape[a] == 0 for a in axis):
-        out["m"], out["s"], out["k"] = -np.inf, 0.0, 0.0
+        out["m"], out["r"], out["k"] = -np.inf, -1.0, 0.0
         return out
     xw = xb.astype(wd, copy=False)
     m = np.max(xw, axis=axis, keepdims=True)
@@ -86,23 +92,28 @@ def _chunk(xb, axis, keepdims, T=1.0, wd=np.float64):
     with np.errstate(invalid="ignore", over="ignore"):
         lse = _cs.logsumexp(xw - mf, axis=axis, keepdims=True,
                             temperature=None if T == 1.0 else T, num_threads=1)
-        s = np.exp(np.asarray(lse, dtype=wd))
+        r = np.expm1(np.asarray(lse, dtype=wd))     # s - 1, relatively accurate
     out["m"] = m
-    out["s"] = np.where(m == -np.inf, 0.0, s)
+    out["r"] = np.where(m == -np.inf, -1.0, r)
     out["k"] = np.sum(xw == np.inf, axis=axis, keepdims=True)
     return out
 
 
 def _merge(st, axis, keepdims, T=1.0):
-    """Merge the triples along the (concatenated) reduced axes."""
+    """Merge the triples along the (concatenated) reduced axes: with
+    w_i = exp((m_i - M) / T), S - 1 = sum r_i w_i + (sum w_i - 1), where the
+    blocks holding the max have w_i = 1 exactly."""
     m = st["m"]
     with np.errstate(invalid="ignore"):
         M = np.max(m, axis=axis, keepdims=True)
         w = np.where(np.isfinite(M) & (m > -np.inf), np.exp((m - M) / T), 0.0)
-        S = np.sum(st["s"] * w, axis=axis, keepdims=True)
+        one = w == 1.0
+        R = (np.sum(st["r"] * w, axis=axis, keepdims=True)
+             + np.sum(np.where(one, 0.0, w), axis=axis, keepdims=True)
+             + (np.sum(one, axis=axis, keepdims=True) - 1.0))
     out = np.empty(M.shape, st.dtype)
     out["m"] = M
-    out["s"] = np.where(np.isnan(M), np.nan, S)
+    out["r"] = np.where(np.isnan(M), np.nan, np.where(M == -np.inf, -1.0, R))
     out["k"] = np.sum(st["k"], axis=axis, keepdims=True)
     return out
 
@@ -126,9 +137,9 @@ def _shift(xb, st, T, wd):
 
 def _final_softmax(xb, st, T=1.0, wd=np.float64, odt=np.float64):
     x, d, err = _shift(xb, st, T, wd)
-    M, S, K = st["m"], st["s"], st["k"]
+    M, R, K = st["m"], st["r"], st["k"]
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        y = np.exp(d) * (1 + err) / S
+        y = np.exp(d) * (1 + err) / (1 + R)
         isinf = x == np.inf
         y = np.where(K > 0, np.where(isinf, np.where(K == 1, 1.0, np.nan), 0.0), y)
         y = np.where((M == -np.inf) | np.isnan(M), np.nan, y)
@@ -137,9 +148,9 @@ def _final_softmax(xb, st, T=1.0, wd=np.float64, odt=np.float64):
 
 def _final_log_softmax(xb, st, T=1.0, wd=np.float64, odt=np.float64):
     x, d, err = _shift(xb, st, T, wd)
-    M, S, K = st["m"], st["s"], st["k"]
+    M, R, K = st["m"], st["r"], st["k"]
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        y = (d - np.log(S)) + err
+        y = (d - np.log1p(R)) + err            # d <= 0 <= log1p(R): no cancellation
         isinf = x == np.inf
         y = np.where(K > 0, np.where(isinf, np.where(K == 1, 0.0, np.nan), -np.inf), y)
         y = np.where((M == -np.inf) | np.isnan(M), np.nan, y)
@@ -147,9 +158,9 @@ def _final_log_softmax(xb, st, T=1.0, wd=np.float64, odt=np.float64):
 
 
 def _final_logsumexp(st, axis, keepdims, T=1.0, odt=np.float64):
-    M, S, K = st["m"], st["s"], st["k"]
+    M, R, K = st["m"], st["r"], st["k"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        y = np.where(np.isfinite(M), M, 0) / T + np.log(S)
+        y = np.where(np.isfinite(M), M, 0) / T + np.log1p(R)
         y = np.where(K > 0, np.inf, y)
         y = np.where(M == -np.inf, -np.inf, y)
         y = np.where(np.isnan(M), np.nan, y)
