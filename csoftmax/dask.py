@@ -27,8 +27,8 @@ float64 log_softmax and logsumexp within 4 ULP (the sum is carried as
 r = S - 1 and used as log1p(r), so log_softmax near 0 keeps its relative
 accuracy; logsumexp = M / T + log1p(r) is accurate to a few ULP of
 max(|M / T|, log1p(r)) where the two cancel, unlike the NumPy path's
-double-double result). With a temperature the division (x - M) / T adds one
-rounding in the exponent.
+double-double result). With a temperature, (x - M) / T is carried with
+its remainder (Dekker's exact product), so the same bounds hold.
 
 Special values follow the NumPy functions exactly in both plans: a NaN makes
 its slice NaN, -inf entries give 0 (softmax) / -inf (log_softmax), all -inf
@@ -88,11 +88,16 @@ def _chunk(xb, axis, keepdims, T=1.0, wd=np.float64):
         return out
     xw = xb.astype(wd, copy=False)
     m = np.max(xw, axis=axis, keepdims=True)
-    mf = np.where(np.isfinite(m), m, 0).astype(wd)
-    with np.errstate(invalid="ignore", over="ignore"):
-        lse = _cs.logsumexp(xw - mf, axis=axis, keepdims=True,
-                            temperature=None if T == 1.0 else T, num_threads=1)
-        r = np.expm1(np.asarray(lse, dtype=wd))     # s - 1, relatively accurate
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        # the kernel's softmax shifts by the max exactly: p = exp((x - m) / T) / s,
+        # p_max = 1 / s, so r = s - 1 = (sum of p below the max + (ties - 1) p_max) / p_max
+        p = np.asarray(_cs.softmax(xw, axis=axis, temperature=None if T == 1.0 else T,
+                                   num_threads=1), dtype=wd)
+        top = xw == m
+        pmax = np.max(np.where(top, p, 0), axis=axis, keepdims=True)
+        below = np.sum(np.where(top, 0, p), axis=axis, keepdims=True)
+        ties = np.sum(top, axis=axis, keepdims=True)
+        r = (below + (ties - 1) * pmax) / pmax
     out["m"] = m
     out["r"] = np.where(m == -np.inf, -1.0, r)
     out["k"] = np.sum(xw == np.inf, axis=axis, keepdims=True)
@@ -106,7 +111,8 @@ def _merge(st, axis, keepdims, T=1.0):
     m = st["m"]
     with np.errstate(invalid="ignore"):
         M = np.max(m, axis=axis, keepdims=True)
-        w = np.where(np.isfinite(M) & (m > -np.inf), np.exp((m - M) / T), 0.0)
+        dh, dl = _div(*_two_diff(m, M), T)
+        w = np.where(np.isfinite(M) & (m > -np.inf), np.exp(dh) * (1 + dl), 0.0)
         one = w == 1.0
         R = (np.sum(st["r"] * w, axis=axis, keepdims=True)
              + np.sum(np.where(one, 0.0, w), axis=axis, keepdims=True)
@@ -119,19 +125,47 @@ def _merge(st, axis, keepdims, T=1.0):
 
 
 # ------------------------------------------------------------- final pass
-def _shift(xb, st, T, wd):
-    """((x - M) / T as hi + lo, with x - M's rounding error in lo)."""
-    x = np.asarray(xb).astype(wd, copy=False)
-    M = st["m"]
-    Mf = np.where(np.isfinite(M), M, 0).astype(wd)
+def _two_diff(x, M):
+    """x - M as d + err exactly (TwoSum; err 0 where not finite), with M's
+    non-finite values replaced by 0."""
+    Mf = np.where(np.isfinite(M), M, 0).astype(x.dtype)
     with np.errstate(invalid="ignore", over="ignore"):
         d = x - Mf
         bv = d - x
-        err = (x - (d - bv)) + (-Mf - bv)       # TwoSum: x - Mf == d + err exactly
-        err = np.where(np.isfinite(err), err, 0)
-        if T != 1.0:
-            d = d / T
-            err = err / T
+        err = (x - (d - bv)) + (-Mf - bv)
+        err = np.where(np.isfinite(err), err, 0).astype(x.dtype)
+    return d, err
+
+
+def _split(a):
+    """Veltkamp split: a == hi + lo, each half the significand."""
+    f = 134217729.0 if a.dtype == np.float64 else float(2 ** ((np.finfo(a.dtype).nmant + 2) // 2) + 1)
+    c = f * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _div(d, err, T):
+    """(d + err) / T as q + lo, q = fl(d / T) and lo its remainder (Dekker's
+    exact product q * T), so a temperature adds no error in the exponent."""
+    if T == 1.0:
+        return d, err
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = d / T
+        qh, ql = _split(q)
+        th, tl = _split(np.asarray(T, dtype=d.dtype))
+        ph = q * T
+        pl = ((qh * th - ph) + qh * tl + ql * th) + ql * tl
+        lo = (((d - ph) - pl) + err) / T
+        lo = np.where(np.isfinite(lo), lo, 0).astype(d.dtype)
+    return q, lo
+
+
+def _shift(xb, st, T, wd):
+    """x, and (x - M) / T as hi + lo, with x - M's rounding error in lo."""
+    x = np.asarray(xb).astype(wd, copy=False)
+    d, err = _two_diff(x, st["m"])
+    d, err = _div(d, err, T)
     return x, d, err
 
 
