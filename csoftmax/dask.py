@@ -161,34 +161,54 @@ def _div(d, err, T):
     return q, lo
 
 
-def _shift(xb, st, T, wd):
-    """x, and (x - M) / T as hi + lo, with x - M's rounding error in lo."""
+def _shift(xb, st, T, wd, exact):
+    """x, and (x - M) / T as hi + lo, with the rounding errors of the
+    subtraction and the division in lo (exact=False, for input of at most
+    24 significant bits: lo = 0, the double result's error is below 2**-45
+    relative in y)."""
     x = np.asarray(xb).astype(wd, copy=False)
+    if not exact:
+        with np.errstate(invalid="ignore"):
+            d = x - np.where(np.isfinite(st["m"]), st["m"], 0).astype(wd)
+        if T != 1.0:
+            d /= T
+        return x, d, None
     d, err = _two_diff(x, st["m"])
     d, err = _div(d, err, T)
     return x, d, err
 
 
-def _final_softmax(xb, st, T=1.0, wd=np.float64, odt=np.float64):
-    x, d, err = _shift(xb, st, T, wd)
-    M, R, K = st["m"], st["r"], st["k"]
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        y = np.exp(d) * (1 + err) / (1 + R)
-        isinf = x == np.inf
-        y = np.where(K > 0, np.where(isinf, np.where(K == 1, 1.0, np.nan), 0.0), y)
-        y = np.where((M == -np.inf) | np.isnan(M), np.nan, y)
-    return y.astype(odt)
+def _special(y, x, st, k_one, k_many, rest):
+    """The special-value rules, for slices with a +inf (k_one: one of them,
+    k_many: several, at the +inf entries; rest: elsewhere) or a max of NaN or
+    -inf (all NaN)."""
+    M, K = st["m"], st["k"]
+    if not (np.any(K > 0) or not np.all(np.isfinite(M))):
+        return y
+    isinf = x == np.inf
+    y = np.where(K > 0, np.where(isinf, np.where(K == 1, k_one, k_many), rest), y)
+    return np.where((M == -np.inf) | np.isnan(M), np.nan, y)
 
 
-def _final_log_softmax(xb, st, T=1.0, wd=np.float64, odt=np.float64):
-    x, d, err = _shift(xb, st, T, wd)
-    M, R, K = st["m"], st["r"], st["k"]
+def _final_softmax(xb, st, T=1.0, wd=np.float64, odt=np.float64, exact=True):
+    x, y, err = _shift(xb, st, T, wd, exact)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        y = (d - np.log1p(R)) + err            # d <= 0 <= log1p(R): no cancellation
-        isinf = x == np.inf
-        y = np.where(K > 0, np.where(isinf, np.where(K == 1, 0.0, np.nan), -np.inf), y)
-        y = np.where((M == -np.inf) | np.isnan(M), np.nan, y)
-    return y.astype(odt)
+        np.exp(y, out=y)
+        if err is not None:
+            y *= 1 + err
+        y /= 1 + st["r"]
+        y = _special(y, x, st, 1.0, np.nan, 0.0)
+    return y.astype(odt, copy=False)
+
+
+def _final_log_softmax(xb, st, T=1.0, wd=np.float64, odt=np.float64, exact=True):
+    x, y, err = _shift(xb, st, T, wd, exact)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        y -= np.log1p(st["r"])                 # d <= 0 <= log1p(r): no cancellation
+        if err is not None:
+            y += err
+        y = _special(y, x, st, 0.0, np.nan, -np.inf)
+    return y.astype(odt, copy=False)
 
 
 def _final_logsumexp(st, axis, keepdims, T=1.0, odt=np.float64):
@@ -225,7 +245,12 @@ def _elementwise(name, x, axis, temperature, num_threads, split_every, reread):
     st = _stats(x, red, T, wd, split_every)
     src = _clone(x) if reread else x
     fin = _final_softmax if name == "softmax" else _final_log_softmax
-    return da.map_blocks(fin, src, st, T=T, wd=wd, odt=odt, dtype=odt, meta=meta,
+    # input of at most 24 significant bits (float16/32, bool, 8/16-bit ints):
+    # (x - M) / T in double is accurate enough without the remainders
+    dt = np.dtype(x.dtype)
+    exact = not (dt.kind == "b" or (dt.kind == "f" and dt.itemsize <= 4)
+                 or (dt.kind in "iu" and dt.itemsize <= 2))
+    return da.map_blocks(fin, src, st, T=T, wd=wd, odt=odt, exact=exact, dtype=odt, meta=meta,
                          name=f"csoftmax-{name}")
 
 
