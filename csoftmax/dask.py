@@ -3,7 +3,8 @@
 Import it as ``csoftmax.dask`` (``import csoftmax`` alone never imports
 dask). Each function takes a ``dask.array.Array`` and returns one, with the
 arguments of its NumPy twin (``axis`` int, tuple or None; ``keepdims`` for
-logsumexp; ``temperature``; ``num_threads`` per block) and the same dtype
+logsumexp; ``where`` as a NumPy or Dask bool array; ``temperature``;
+``num_threads`` per block) and the same dtype
 policy (float16 -> float16, integers and bool -> float64).
 
 Two plans, chosen from the chunking:
@@ -66,6 +67,31 @@ def _check(name, x, axis, temperature, num_threads, extra=None):
         ax = (axis,) if np.ndim(axis) == 0 else tuple(axis)
         red = tuple(sorted(int(a) % x.ndim for a in ax)) if x.ndim else ()
     return np.asarray(res).dtype, red
+
+
+def _mask(name, x, where):
+    """where= as a bool dask array of x's shape and chunks (None: None)."""
+    if where is None:
+        return None
+    w = where if isinstance(where, da.Array) else np.asarray(where)
+    if w.dtype != np.bool_:
+        raise TypeError(f"csoftmax.dask.{name}: where must be a boolean array, "
+                        f"got dtype {w.dtype}")
+    try:
+        ok = np.broadcast_shapes(w.shape, x.shape) == x.shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"csoftmax.dask.{name}: where has shape {w.shape}, which does not "
+                         f"broadcast to x's shape {x.shape}")
+    if isinstance(w, da.Array):
+        return da.broadcast_to(w, x.shape).rechunk(x.chunks)
+    return da.from_array(np.broadcast_to(w, x.shape), chunks=x.chunks)
+
+
+def _masked(x, w):
+    """x with the excluded entries -inf: absent from every max and sum."""
+    return x if w is None else da.where(w, x, -np.inf)
 
 
 def _spans(x, red):
@@ -190,7 +216,7 @@ def _special(y, x, st, k_one, k_many, rest):
     return np.where((M == -np.inf) | np.isnan(M), np.nan, y)
 
 
-def _final_softmax(xb, st, T=1.0, wd=np.float64, odt=np.float64, exact=True):
+def _final_softmax(xb, st, wb=None, T=1.0, wd=np.float64, odt=np.float64, exact=True):
     x, y, err = _shift(xb, st, T, wd, exact)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         np.exp(y, out=y)
@@ -198,16 +224,20 @@ def _final_softmax(xb, st, T=1.0, wd=np.float64, odt=np.float64, exact=True):
             y *= 1 + err
         y /= 1 + st["r"]
         y = _special(y, x, st, 1.0, np.nan, 0.0)
+        if wb is not None:
+            y = np.where(wb, y, 0.0)
     return y.astype(odt, copy=False)
 
 
-def _final_log_softmax(xb, st, T=1.0, wd=np.float64, odt=np.float64, exact=True):
+def _final_log_softmax(xb, st, wb=None, T=1.0, wd=np.float64, odt=np.float64, exact=True):
     x, y, err = _shift(xb, st, T, wd, exact)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         y -= np.log1p(st["r"])                 # d <= 0 <= log1p(r): no cancellation
         if err is not None:
             y += err
         y = _special(y, x, st, 0.0, np.nan, -np.inf)
+        if wb is not None:
+            y = np.where(wb, y, -np.inf)
     return y.astype(odt, copy=False)
 
 
@@ -232,29 +262,37 @@ def _stats(x, red, T, wd, split_every):
         concatenate=True, meta=np.empty((0,) * x.ndim, st), name="csoftmax-stats")
 
 
-def _elementwise(name, x, axis, temperature, num_threads, split_every, reread):
+def _kernel_where(b, wb=None, *, kern, **kw):
+    return kern(b, where=wb, **kw)
+
+
+def _elementwise(name, x, axis, temperature, num_threads, split_every, reread, where):
     odt, red = _check(name, x, axis, temperature, num_threads)
+    w = _mask(name, x, where)
     kern = getattr(_cs, name)
     meta = np.empty((0,) * x.ndim, odt)
     if not _spans(x, red):
-        return x.map_blocks(kern, axis=axis, temperature=temperature,
-                            num_threads=num_threads, dtype=odt, meta=meta,
-                            name=f"csoftmax-{name}")
+        args = (x,) if w is None else (x, w)
+        return da.map_blocks(_kernel_where, *args, kern=kern, axis=axis,
+                             temperature=temperature, num_threads=num_threads, dtype=odt,
+                             meta=meta, name=f"csoftmax-{name}")
     T = 1.0 if temperature is None else float(temperature)
     wd = _work_dtype(x.dtype)
-    st = _stats(x, red, T, wd, split_every)
-    src = _clone(x) if reread else x
+    xm = _masked(x, w)
+    st = _stats(xm, red, T, wd, split_every)
+    src = (_clone(xm), None if w is None else _clone(w)) if reread else (xm, w)
     fin = _final_softmax if name == "softmax" else _final_log_softmax
     # input of at most 24 significant bits (float16/32, bool, 8/16-bit ints):
     # (x - M) / T in double is accurate enough without the remainders
     dt = np.dtype(x.dtype)
     exact = not (dt.kind == "b" or (dt.kind == "f" and dt.itemsize <= 4)
                  or (dt.kind in "iu" and dt.itemsize <= 2))
-    return da.map_blocks(fin, src, st, T=T, wd=wd, odt=odt, exact=exact, dtype=odt, meta=meta,
+    args = (src[0], st) if w is None else (src[0], st, src[1])
+    return da.map_blocks(fin, *args, T=T, wd=wd, odt=odt, exact=exact, dtype=odt, meta=meta,
                          name=f"csoftmax-{name}")
 
 
-def softmax(x, axis=-1, *, temperature=None, num_threads=None, split_every=None,
+def softmax(x, axis=-1, *, where=None, temperature=None, num_threads=None, split_every=None,
             reread=False):
     """`csoftmax.softmax` of a Dask array, lazily.
 
@@ -264,6 +302,9 @@ def softmax(x, axis=-1, *, temperature=None, num_threads=None, split_every=None,
         Input of a dtype `csoftmax.softmax` accepts.
     axis : int, tuple of ints or None, default -1
         Axis or axes of each slice that sums to 1 (None: all).
+    where : array_like of bool or dask.array.Array, optional
+        Entries to include, broadcast to ``x``'s shape (rechunked to its
+        chunks); excluded entries give 0 (see `csoftmax.softmax`).
     temperature : float, optional
         Softmax of ``x / temperature`` (see `csoftmax.softmax`).
     num_threads : int or None
@@ -296,10 +337,11 @@ def softmax(x, axis=-1, *, temperature=None, num_threads=None, split_every=None,
     >>> csoftmax.dask.softmax(x).compute()
     array([[0.0320586 , 0.08714432, 0.23688282, 0.64391426]])
     """
-    return _elementwise("softmax", x, axis, temperature, num_threads, split_every, reread)
+    return _elementwise("softmax", x, axis, temperature, num_threads, split_every, reread,
+                        where)
 
 
-def log_softmax(x, axis=-1, *, temperature=None, num_threads=None, split_every=None,
+def log_softmax(x, axis=-1, *, where=None, temperature=None, num_threads=None, split_every=None,
                 reread=False):
     """`csoftmax.log_softmax` of a Dask array, lazily.
 
@@ -317,10 +359,11 @@ def log_softmax(x, axis=-1, *, temperature=None, num_threads=None, split_every=N
     >>> csoftmax.dask.log_softmax(x).compute()
     array([-1.38629436, -1.38629436, -1.38629436, -1.38629436])
     """
-    return _elementwise("log_softmax", x, axis, temperature, num_threads, split_every, reread)
+    return _elementwise("log_softmax", x, axis, temperature, num_threads, split_every, reread,
+                        where)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, temperature=None, num_threads=None,
+def logsumexp(x, axis=-1, *, keepdims=False, where=None, temperature=None, num_threads=None,
               split_every=None):
     """`csoftmax.logsumexp` of a Dask array, lazily.
 
@@ -332,6 +375,8 @@ def logsumexp(x, axis=-1, *, keepdims=False, temperature=None, num_threads=None,
         Axis or axes to reduce (None: all).
     keepdims : bool, default False
         Keep the reduced axes as axes of length 1.
+    where : array_like of bool or dask.array.Array, optional
+        Entries to include (see `softmax`); a slice with none gives -inf.
     temperature, num_threads, split_every
         As in `softmax`.
 
@@ -348,22 +393,24 @@ def logsumexp(x, axis=-1, *, keepdims=False, temperature=None, num_threads=None,
     array([3.12692801, 4.12692801])
     """
     odt, red = _check("logsumexp", x, axis, temperature, num_threads, {"keepdims": keepdims})
+    w = _mask("logsumexp", x, where)
     T = 1.0 if temperature is None else float(temperature)
     meta_nd = x.ndim if keepdims else x.ndim - len(red)
     meta = np.empty((0,) * meta_nd, odt)
     if not _spans(x, red):
-        def blk(b):
-            return np.asarray(_cs.logsumexp(b, axis=axis, keepdims=keepdims,
+        def blk(b, wb=None):
+            return np.asarray(_cs.logsumexp(b, axis=axis, keepdims=keepdims, where=wb,
                                             temperature=temperature,
                                             num_threads=num_threads), dtype=odt)
+        args = (x,) if w is None else (x, w)
         if keepdims:
             chunks = tuple((1,) if i in red else c for i, c in enumerate(x.chunks))
-            return x.map_blocks(blk, chunks=chunks, dtype=odt, meta=meta,
-                                name="csoftmax-logsumexp")
-        return x.map_blocks(blk, drop_axis=red, dtype=odt, meta=meta,
-                            name="csoftmax-logsumexp")
+            return da.map_blocks(blk, *args, chunks=chunks, dtype=odt, meta=meta,
+                                 name="csoftmax-logsumexp")
+        return da.map_blocks(blk, *args, drop_axis=red, dtype=odt, meta=meta,
+                             name="csoftmax-logsumexp")
     wd = _work_dtype(x.dtype)
-    st = _stats(x, red, T, wd, split_every)
+    st = _stats(_masked(x, w), red, T, wd, split_every)
     y = st.map_blocks(_final_logsumexp, axis=red, keepdims=True, T=T, odt=odt,
                       dtype=odt, meta=np.empty((0,) * x.ndim, odt))
     return y if keepdims else y.squeeze(axis=red)

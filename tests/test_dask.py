@@ -186,7 +186,9 @@ def client():
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        host="127.0.0.1", dashboard_address=None,
-                                       worker_dashboard_address=None)
+                                       worker_dashboard_address=None,
+                                       # the scheduler's HTTP routes: loopback, a free port
+                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     cl = distributed.Client(cluster)
     try:
         yield cl
@@ -209,3 +211,30 @@ def test_distributed_local_cluster(client):
                 _close(got, want, op, np.float32, f"{op} {ch}")
     # the work ran in the worker processes
     assert len(client.scheduler_info()["workers"]) == 2
+
+
+def test_where_mask():
+    rng = np.random.default_rng(15)
+    a = rng.standard_normal((7, 50)) * 5
+    a[0, 3], a[1, 10], a[2, 0] = np.nan, np.inf, -np.inf
+    a[3, :] = -np.inf
+    w = rng.random((7, 50)) < 0.6
+    w[4] = False                         # a slice with no included entry
+    w[0, 3] = False                      # the NaN excluded
+    w[5, :] = w[5, :] & (np.arange(50) > 40)
+    for ch in ((7, 50), (3, 9), (2, (1, 40, 1, 8))):
+        x = da.from_array(a, chunks=ch)
+        for wm in (w, da.from_array(w, chunks=(4, 13)), w[0]):
+            for op in OPS:
+                want = np.asarray(getattr(csoftmax, op)(a, where=wm if isinstance(wm, np.ndarray)
+                                                        else w))
+                got = getattr(cd, op)(x, where=wm).compute(scheduler="threads")
+                if ch == (7, 50):
+                    assert_bitwise(got, want)
+                else:
+                    _close(got, want, op, np.float64, f"{op} {ch}")
+    x = da.from_array(a, chunks=5)
+    with pytest.raises(TypeError, match=r"csoftmax\.dask\.softmax: where must be a boolean"):
+        cd.softmax(x, where=np.ones((7, 50)))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        cd.logsumexp(x, where=np.ones((7, 2), bool))
