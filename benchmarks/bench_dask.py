@@ -102,7 +102,7 @@ def main(argv=None):
                                            host="127.0.0.1", dashboard_address=None,
                                            worker_dashboard_address=None,
                                            # the scheduler's HTTP routes: loopback, a free port
-                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                            memory_limit=args.memory_limit)
         return cluster, distributed.Client(cluster)
 

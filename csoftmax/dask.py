@@ -103,14 +103,29 @@ def _work_dtype(dt):
 
 
 # ------------------------------------------------------------- per-slice stats
-def _chunk(xb, axis, keepdims, T=1.0, wd=np.float64):
-    """(max m, sum exp((x - m) / T), count of +inf) of each slice of a block."""
+def _chunk(xb, axis, keepdims, T=1.0, wd=np.float64, exact=True):
+    """(max m, r = sum exp((x - m) / T) - 1, count of +inf) of each slice of
+    a block."""
     st = _STATS_LD if wd == np.longdouble else _STATS
     shape = tuple(1 if i in axis else n for i, n in enumerate(xb.shape))
     out = np.empty(shape, st)
     xb = np.asarray(xb)
     if any(xb.shape[a] == 0 for a in axis):
         out["m"], out["r"], out["k"] = -np.inf, -1.0, 0.0
+        return out
+    if not exact:
+        # at most 24 significant bits: x - m in double is exact to 2**-53 of
+        # |x - m|, and the kernel's logsumexp (relatively accurate near 0) of
+        # the shifted block gives log(1 + r)
+        m = np.max(xb, axis=axis, keepdims=True)
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = xb.astype(wd)
+            d -= np.where(np.isfinite(m), m, 0).astype(wd)
+            lse = _cs.logsumexp(d, axis=axis, keepdims=True,
+                                temperature=None if T == 1.0 else T, num_threads=1)
+        out["m"] = m
+        out["r"] = np.where(m == -np.inf, -1.0, np.expm1(lse))
+        out["k"] = np.sum(xb == np.inf, axis=axis, keepdims=True)
         return out
     xw = xb.astype(wd, copy=False)
     m = np.max(xw, axis=axis, keepdims=True)
@@ -165,7 +180,7 @@ def _two_diff(x, M):
 
 def _split(a):
     """Veltkamp split: a == hi + lo, each half the significand."""
-    f = 134217729.0 if a.dtype == np.float64 else float(2 ** ((np.finfo(a.dtype).nmant + 2) // 2) + 1)
+    f = float(2 ** ((np.finfo(a.dtype).nmant + 2) // 2) + 1)   # 2**27 + 1 for float64
     c = f * a
     hi = c - (c - a)
     return hi, a - hi
@@ -252,10 +267,18 @@ def _final_logsumexp(st, axis, keepdims, T=1.0, odt=np.float64):
     return y if keepdims else np.squeeze(y, axis=axis)
 
 
-def _stats(x, red, T, wd, split_every):
+def _narrow(dt):
+    """At most 24 significant bits (float16/32, bool, 8/16-bit ints): (x - M) / T
+    in double is accurate enough without remainders."""
+    dt = np.dtype(dt)
+    return dt.kind == "b" or (dt.kind == "f" and dt.itemsize <= 4) or (
+        dt.kind in "iu" and dt.itemsize <= 2)
+
+
+def _stats(x, red, T, wd, split_every, exact=True):
     st = _STATS_LD if wd == np.longdouble else _STATS
     return da.reduction(
-        x, lambda b, axis, keepdims: _chunk(b, axis, keepdims, T, wd),
+        x, lambda b, axis, keepdims: _chunk(b, axis, keepdims, T, wd, exact),
         lambda b, axis, keepdims: _merge(b, axis, keepdims, T),
         axis=red, keepdims=True, dtype=st, split_every=split_every,
         combine=lambda b, axis, keepdims: _merge(b, axis, keepdims, T),
@@ -279,14 +302,10 @@ def _elementwise(name, x, axis, temperature, num_threads, split_every, reread, w
     T = 1.0 if temperature is None else float(temperature)
     wd = _work_dtype(x.dtype)
     xm = _masked(x, w)
-    st = _stats(xm, red, T, wd, split_every)
+    st = _stats(xm, red, T, wd, split_every, not _narrow(x.dtype))
     src = (_clone(xm), None if w is None else _clone(w)) if reread else (xm, w)
     fin = _final_softmax if name == "softmax" else _final_log_softmax
-    # input of at most 24 significant bits (float16/32, bool, 8/16-bit ints):
-    # (x - M) / T in double is accurate enough without the remainders
-    dt = np.dtype(x.dtype)
-    exact = not (dt.kind == "b" or (dt.kind == "f" and dt.itemsize <= 4)
-                 or (dt.kind in "iu" and dt.itemsize <= 2))
+    exact = not _narrow(x.dtype)
     args = (src[0], st) if w is None else (src[0], st, src[1])
     return da.map_blocks(fin, *args, T=T, wd=wd, odt=odt, exact=exact, dtype=odt, meta=meta,
                          name=f"csoftmax-{name}")
@@ -410,7 +429,7 @@ def logsumexp(x, axis=-1, *, keepdims=False, where=None, temperature=None, num_t
         return da.map_blocks(blk, *args, drop_axis=red, dtype=odt, meta=meta,
                              name="csoftmax-logsumexp")
     wd = _work_dtype(x.dtype)
-    st = _stats(_masked(x, w), red, T, wd, split_every)
+    st = _stats(_masked(x, w), red, T, wd, split_every, not _narrow(x.dtype))
     y = st.map_blocks(_final_logsumexp, axis=red, keepdims=True, T=T, odt=odt,
                       dtype=odt, meta=np.empty((0,) * x.ndim, odt))
     return y if keepdims else y.squeeze(axis=red)
