@@ -118,11 +118,13 @@ def _chunk(xb, axis, keepdims, T=1.0, wd=np.float64, exact=True):
         # |x - m|, and the kernel's logsumexp (relatively accurate near 0) of
         # the shifted block gives log(1 + r)
         m = np.max(xb, axis=axis, keepdims=True)
+        mf = np.where(np.isfinite(m), m, 0).astype(wd)
+        lse = np.empty(m.shape, wd)
         with np.errstate(invalid="ignore", over="ignore"):
-            d = xb.astype(wd)
-            d -= np.where(np.isfinite(m), m, 0).astype(wd)
-            lse = _cs.logsumexp(d, axis=axis, keepdims=True,
-                                temperature=None if T == 1.0 else T, num_threads=1)
+            for sl, buf in _slabs(xb, axis, wd):
+                np.subtract(xb[sl], mf[sl], out=buf, dtype=wd)
+                lse[sl] = _cs.logsumexp(buf, axis=axis, keepdims=True,
+                                        temperature=None if T == 1.0 else T, num_threads=1)
         out["m"] = m
         out["r"] = np.where(m == -np.inf, -1.0, np.expm1(lse))
         out["k"] = np.sum(xb == np.inf, axis=axis, keepdims=True)
@@ -202,6 +204,45 @@ def _div(d, err, T):
     return q, lo
 
 
+def _slabs(xb, axis, wd, elems=2 ** 16):
+    """Slices of a block along axis 0 (when not reduced) of about ``elems``
+    entries, each with a reused ``wd`` buffer of its shape: the double
+    temporaries stay in cache and no block-sized one is allocated."""
+    n0 = xb.shape[0] if xb.ndim else 1
+    per = max(1, int(np.prod(xb.shape[1:], dtype=np.int64))) if xb.ndim else 1
+    step = n0 if (xb.ndim == 0 or 0 in axis) else max(1, min(n0, elems // per))
+    full = np.empty((step,) + xb.shape[1:] if xb.ndim else (), wd)
+    for i in range(0, max(n0, 1), step):
+        rows = min(step, n0 - i)
+        if xb.ndim == 0:
+            yield (), full
+        else:
+            yield slice(i, i + rows), full[:rows]
+
+
+def _final_narrow(xb, st, wb, T, wd, odt, log, axis):
+    """The final pass for input of at most 24 significant bits: (x - M) / T
+    in double slab by slab, written straight into the result."""
+    x = np.asarray(xb)
+    y = np.empty(x.shape, odt)
+    Mf = np.where(np.isfinite(st["m"]), st["m"], 0).astype(wd)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        c = np.log1p(st["r"]) if log else 1 + st["r"]
+        for sl, buf in _slabs(x, axis, wd):
+            np.subtract(x[sl], Mf[sl], out=buf, dtype=wd)
+            if T != 1.0:
+                buf /= T
+            if log:
+                np.subtract(buf, c[sl], out=y[sl], casting="same_kind")
+            else:
+                np.exp(buf, out=buf)
+                np.divide(buf, c[sl], out=y[sl], casting="same_kind")
+        y = _special(y, x, st, 0.0 if log else 1.0, np.nan, -np.inf if log else 0.0)
+        if wb is not None:
+            y = np.where(wb, y, -np.inf if log else 0.0)
+    return y.astype(odt, copy=False)
+
+
 def _shift(xb, st, T, wd, exact):
     """x, and (x - M) / T as hi + lo, with the rounding errors of the
     subtraction and the division in lo (exact=False, for input of at most
@@ -231,7 +272,10 @@ def _special(y, x, st, k_one, k_many, rest):
     return np.where((M == -np.inf) | np.isnan(M), np.nan, y)
 
 
-def _final_softmax(xb, st, wb=None, T=1.0, wd=np.float64, odt=np.float64, exact=True):
+def _final_softmax(xb, st, wb=None, T=1.0, wd=np.float64, odt=np.float64, exact=True,
+                   axis=()):
+    if not exact:
+        return _final_narrow(xb, st, wb, T, wd, odt, False, axis)
     x, y, err = _shift(xb, st, T, wd, exact)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         np.exp(y, out=y)
@@ -244,7 +288,10 @@ def _final_softmax(xb, st, wb=None, T=1.0, wd=np.float64, odt=np.float64, exact=
     return y.astype(odt, copy=False)
 
 
-def _final_log_softmax(xb, st, wb=None, T=1.0, wd=np.float64, odt=np.float64, exact=True):
+def _final_log_softmax(xb, st, wb=None, T=1.0, wd=np.float64, odt=np.float64, exact=True,
+                       axis=()):
+    if not exact:
+        return _final_narrow(xb, st, wb, T, wd, odt, True, axis)
     x, y, err = _shift(xb, st, T, wd, exact)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         y -= np.log1p(st["r"])                 # d <= 0 <= log1p(r): no cancellation
@@ -307,7 +354,8 @@ def _elementwise(name, x, axis, temperature, num_threads, split_every, reread, w
     fin = _final_softmax if name == "softmax" else _final_log_softmax
     exact = not _narrow(x.dtype)
     args = (src[0], st) if w is None else (src[0], st, src[1])
-    return da.map_blocks(fin, *args, T=T, wd=wd, odt=odt, exact=exact, dtype=odt, meta=meta,
+    return da.map_blocks(fin, *args, T=T, wd=wd, odt=odt, exact=exact, axis=red, dtype=odt,
+                         meta=meta,
                          name=f"csoftmax-{name}")
 
 
