@@ -254,3 +254,11 @@ def test_readme_example():
     assert small != block
     with __import__("dask").config.set(scheduler="threads"):
         exec(compile(small, "README.md", "exec"), {})  # noqa: S102 - our own README
+
+
+def test_docstring_examples_run():
+    """csoftmax.dask's Examples sections are true (run as doctests)."""
+    import doctest
+
+    res = doctest.testmod(cd, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted >= 9 and res.failed == 0, res
