@@ -262,3 +262,24 @@ def test_docstring_examples_run():
 
     res = doctest.testmod(cd, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert res.attempted >= 9 and res.failed == 0, res
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps,
+                    reason="longdouble is float64 here")
+def test_longdouble_spanning():
+    """longdouble is carried in longdouble through both plans (the NumPy
+    path's longdouble twin): within 4 longdouble eps relative without a
+    temperature; with one, the NumPy twin rounds x / T once more (about
+    |x / T| eps), so the two agree to 1 float64 ULP."""
+    rng = np.random.default_rng(16)
+    a = (rng.standard_normal((3, 50)) * 30).astype(np.longdouble)
+    x = da.from_array(a, chunks=(2, 7))
+    eps = np.finfo(np.longdouble).eps
+    for op in OPS:
+        got = getattr(cd, op)(x).compute(scheduler="threads")
+        want = np.asarray(getattr(csoftmax, op)(a))
+        assert got.dtype == want.dtype == np.longdouble
+        assert np.all(np.abs(got - want) <= 4 * eps * np.abs(want)), op
+        got = getattr(cd, op)(x, temperature=0.7).compute(scheduler="threads")
+        want = np.asarray(getattr(csoftmax, op)(a, temperature=0.7))
+        assert ulp_diff(got.astype(np.float64), want.astype(np.float64), np.float64).max() <= 1
