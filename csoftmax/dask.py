@@ -29,7 +29,9 @@ r = S - 1 and used as log1p(r), so log_softmax near 0 keeps its relative
 accuracy; logsumexp = M / T + log1p(r) is accurate to a few ULP of
 max(|M / T|, log1p(r)) where the two cancel, unlike the NumPy path's
 double-double result). With a temperature, (x - M) / T is carried with
-its remainder (Dekker's exact product), so the same bounds hold.
+its remainder (Dekker's exact product), so the same bounds hold. longdouble
+input is computed in longdouble throughout (within 4 longdouble eps of the
+NumPy path's longdouble twin).
 
 Special values follow the NumPy functions exactly in both plans: a NaN makes
 its slice NaN, -inf entries give 0 (softmax) / -inf (log_softmax), all -inf
