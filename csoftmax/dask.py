@@ -1,0 +1,485 @@
+"""csoftmax over Dask arrays: softmax, log_softmax and logsumexp, lazily.
+
+Import it as ``csoftmax.dask`` (``import csoftmax`` alone never imports
+dask). Each function takes a ``dask.array.Array`` and returns one, with the
+arguments of its NumPy twin (``axis`` int, tuple or None; ``keepdims`` for
+logsumexp; ``where`` as a NumPy or Dask bool array; ``temperature``;
+``num_threads`` per block) and the same dtype
+policy (float16 -> float16, integers and bool -> float64).
+
+Two plans, chosen from the chunking:
+
+* every reduced axis lies within one chunk: one ``map_blocks`` calling the C
+  kernel on each block. The result is bitwise the NumPy path's.
+* a reduced axis spans several chunks: each block gives, per slice, the
+  triple (m, s, k) = (max, sum of exp((x - m) / T), count of +inf), the sum
+  from csoftmax's own logsumexp of the shifted block; a tree reduction
+  (``dask.array.reduction``, ``split_every``) merges the triples exactly up
+  to rounding (S = sum s_i exp((m_i - M) / T)); one blockwise pass then writes
+  exp((x - M) / T) / S (softmax), (x - M) / T - log S (log_softmax) or
+  M / T + log S (logsumexp), in double arithmetic (longdouble for longdouble
+  input) with x - M corrected by its exact rounding error. The input is read
+  twice, and no block is ever gathered with another.
+
+Accuracy of the second plan (bounds checked by tests/test_dask.py against
+the NumPy path, on random chunkings): float32 and float16 results within
+1 ULP of it (computed in double, rounded once); float64 softmax within 8 ULP,
+float64 log_softmax and logsumexp within 4 ULP (the sum is carried as
+r = S - 1 and used as log1p(r), so log_softmax near 0 keeps its relative
+accuracy; logsumexp = M / T + log1p(r) is accurate to a few ULP of
+max(|M / T|, log1p(r)) where the two cancel, unlike the NumPy path's
+double-double result). With a temperature, (x - M) / T is carried with
+its remainder (Dekker's exact product), so the same bounds hold. longdouble
+input is computed in longdouble throughout (within 4 longdouble eps of the
+NumPy path's longdouble twin).
+
+Special values follow the NumPy functions exactly in both plans: a NaN makes
+its slice NaN, -inf entries give 0 (softmax) / -inf (log_softmax), all -inf
+gives NaN (logsumexp: -inf), one +inf gives a one-hot slice, several +inf
+give NaN at the +inf entries.
+"""
+import numpy as np
+
+import dask.array as da
+from dask.graph_manipulation import clone as _clone
+
+import csoftmax as _cs
+
+__all__ = ["softmax", "log_softmax", "logsumexp"]
+
+# per slice: max m, r = sum(exp((x - m) / T)) - 1 (kept as r for relative
+# accuracy of log(1 + r) near 0), k = count of +inf
+_STATS = np.dtype([("m", "f8"), ("r", "f8"), ("k", "f8")])
+_STATS_LD = np.dtype([("m", np.longdouble), ("r", np.longdouble), ("k", "f8")])
+
+
+def _check(name, x, axis, temperature, num_threads, extra=None):
+    """Validate eagerly (the NumPy function on a tiny array of x's dtype
+    raises its own errors); return (result dtype, reduced axes)."""
+    if not isinstance(x, da.Array):
+        raise TypeError(f"csoftmax.dask.{name}: x must be a dask.array.Array, got "
+                        f"{type(x).__module__}.{type(x).__name__}; for NumPy arrays "
+                        f"use csoftmax.{name}")
+    probe = np.zeros((1,) * x.ndim, dtype=x.dtype)
+    res = getattr(_cs, name)(probe, axis=axis, temperature=temperature,
+                             num_threads=num_threads, **(extra or {}))
+    if axis is None:
+        red = tuple(range(x.ndim))
+    else:
+        ax = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+        red = tuple(sorted(int(a) % x.ndim for a in ax)) if x.ndim else ()
+    return np.asarray(res).dtype, red
+
+
+def _mask(name, x, where):
+    """where= as a bool dask array of x's shape and chunks (None: None)."""
+    if where is None:
+        return None
+    w = where if isinstance(where, da.Array) else np.asarray(where)
+    if w.dtype != np.bool_:
+        raise TypeError(f"csoftmax.dask.{name}: where must be a boolean array, "
+                        f"got dtype {w.dtype}")
+    try:
+        ok = np.broadcast_shapes(w.shape, x.shape) == x.shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"csoftmax.dask.{name}: where has shape {w.shape}, which does not "
+                         f"broadcast to x's shape {x.shape}")
+    if isinstance(w, da.Array):
+        return da.broadcast_to(w, x.shape).rechunk(x.chunks)
+    return da.from_array(np.broadcast_to(w, x.shape), chunks=x.chunks)
+
+
+def _masked(x, w):
+    """x with the excluded entries -inf: absent from every max and sum."""
+    return x if w is None else da.where(w, x, -np.inf)
+
+
+def _spans(x, red):
+    return any(len(x.chunks[a]) > 1 for a in red)
+
+
+def _work_dtype(dt):
+    return np.longdouble if dt == np.longdouble else np.float64
+
+
+# ------------------------------------------------------------- per-slice stats
+def _chunk(xb, axis, keepdims, T=1.0, wd=np.float64, exact=True):
+    """(max m, r = sum exp((x - m) / T) - 1, count of +inf) of each slice of
+    a block."""
+    st = _STATS_LD if wd == np.longdouble else _STATS
+    shape = tuple(1 if i in axis else n for i, n in enumerate(xb.shape))
+    out = np.empty(shape, st)
+    xb = np.asarray(xb)
+    if any(xb.shape[a] == 0 for a in axis):
+        out["m"], out["r"], out["k"] = -np.inf, -1.0, 0.0
+        return out
+    if not exact:
+        # at most 24 significant bits: x - m in double is exact to 2**-53 of
+        # |x - m|, and the kernel's logsumexp (relatively accurate near 0) of
+        # the shifted block gives log(1 + r)
+        m = np.max(xb, axis=axis, keepdims=True)
+        mf = np.where(np.isfinite(m), m, 0).astype(wd)
+        lse = np.empty(m.shape, wd)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for sl, buf in _slabs(xb, axis, wd):
+                np.subtract(xb[sl], mf[sl], out=buf, dtype=wd)
+                lse[sl] = _cs.logsumexp(buf, axis=axis, keepdims=True,
+                                        temperature=None if T == 1.0 else T, num_threads=1)
+        out["m"] = m
+        out["r"] = np.where(m == -np.inf, -1.0, np.expm1(lse))
+        out["k"] = np.sum(xb == np.inf, axis=axis, keepdims=True)
+        return out
+    xw = xb.astype(wd, copy=False)
+    m = np.max(xw, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        # the kernel's softmax shifts by the max exactly: p = exp((x - m) / T) / s,
+        # p_max = 1 / s, so r = s - 1 = (sum of p below the max + (ties - 1) p_max) / p_max
+        p = np.asarray(_cs.softmax(xw, axis=axis, temperature=None if T == 1.0 else T,
+                                   num_threads=1), dtype=wd)
+        top = xw == m
+        pmax = np.max(np.where(top, p, 0), axis=axis, keepdims=True)
+        below = np.sum(np.where(top, 0, p), axis=axis, keepdims=True)
+        ties = np.sum(top, axis=axis, keepdims=True)
+        r = (below + (ties - 1) * pmax) / pmax
+    out["m"] = m
+    out["r"] = np.where(m == -np.inf, -1.0, r)
+    out["k"] = np.sum(xw == np.inf, axis=axis, keepdims=True)
+    return out
+
+
+def _merge(st, axis, keepdims, T=1.0):
+    """Merge the triples along the (concatenated) reduced axes: with
+    w_i = exp((m_i - M) / T), S - 1 = sum r_i w_i + (sum w_i - 1), where the
+    blocks holding the max have w_i = 1 exactly."""
+    m = st["m"]
+    with np.errstate(invalid="ignore"):
+        M = np.max(m, axis=axis, keepdims=True)
+        dh, dl = _div(*_two_diff(m, M), T)
+        w = np.where(np.isfinite(M) & (m > -np.inf), np.exp(dh) * (1 + dl), 0.0)
+        one = w == 1.0
+        R = (np.sum(st["r"] * w, axis=axis, keepdims=True)
+             + np.sum(np.where(one, 0.0, w), axis=axis, keepdims=True)
+             + (np.sum(one, axis=axis, keepdims=True) - 1.0))
+    out = np.empty(M.shape, st.dtype)
+    out["m"] = M
+    out["r"] = np.where(np.isnan(M), np.nan, np.where(M == -np.inf, -1.0, R))
+    out["k"] = np.sum(st["k"], axis=axis, keepdims=True)
+    return out
+
+
+# ------------------------------------------------------------- final pass
+def _two_diff(x, M):
+    """x - M as d + err exactly (TwoSum; err 0 where not finite), with M's
+    non-finite values replaced by 0."""
+    Mf = np.where(np.isfinite(M), M, 0).astype(x.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = x - Mf
+        bv = d - x
+        err = (x - (d - bv)) + (-Mf - bv)
+        err = np.where(np.isfinite(err), err, 0).astype(x.dtype)
+    return d, err
+
+
+def _split(a):
+    """Veltkamp split: a == hi + lo, each half the significand."""
+    f = float(2 ** ((np.finfo(a.dtype).nmant + 2) // 2) + 1)   # 2**27 + 1 for float64
+    c = f * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _div(d, err, T):
+    """(d + err) / T as q + lo, q = fl(d / T) and lo its remainder (Dekker's
+    exact product q * T), so a temperature adds no error in the exponent."""
+    if T == 1.0:
+        return d, err
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = d / T
+        qh, ql = _split(q)
+        th, tl = _split(np.asarray(T, dtype=d.dtype))
+        ph = q * T
+        pl = ((qh * th - ph) + qh * tl + ql * th) + ql * tl
+        lo = (((d - ph) - pl) + err) / T
+        lo = np.where(np.isfinite(lo), lo, 0).astype(d.dtype)
+    return q, lo
+
+
+def _slabs(xb, axis, wd, elems=2 ** 16):
+    """Slices of a block along axis 0 (when not reduced) of about ``elems``
+    entries, each with a reused ``wd`` buffer of its shape: the double
+    temporaries stay in cache and no block-sized one is allocated."""
+    n0 = xb.shape[0] if xb.ndim else 1
+    per = max(1, int(np.prod(xb.shape[1:], dtype=np.int64))) if xb.ndim else 1
+    step = n0 if (xb.ndim == 0 or 0 in axis) else max(1, min(n0, elems // per))
+    full = np.empty((step,) + xb.shape[1:] if xb.ndim else (), wd)
+    for i in range(0, max(n0, 1), step):
+        rows = min(step, n0 - i)
+        if xb.ndim == 0:
+            yield (), full
+        else:
+            yield slice(i, i + rows), full[:rows]
+
+
+def _final_narrow(xb, st, wb, T, wd, odt, log, axis):
+    """The final pass for input of at most 24 significant bits: (x - M) / T
+    in double slab by slab, written straight into the result."""
+    x = np.asarray(xb)
+    y = np.empty(x.shape, odt)
+    Mf = np.where(np.isfinite(st["m"]), st["m"], 0).astype(wd)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        c = np.log1p(st["r"]) if log else 1 + st["r"]
+        for sl, buf in _slabs(x, axis, wd):
+            np.subtract(x[sl], Mf[sl], out=buf, dtype=wd)
+            if T != 1.0:
+                buf /= T
+            if log:
+                np.subtract(buf, c[sl], out=y[sl], casting="same_kind")
+            else:
+                np.exp(buf, out=buf)
+                np.divide(buf, c[sl], out=y[sl], casting="same_kind")
+        y = _special(y, x, st, 0.0 if log else 1.0, np.nan, -np.inf if log else 0.0)
+        if wb is not None:
+            y = np.where(wb, y, -np.inf if log else 0.0)
+    return y.astype(odt, copy=False)
+
+
+def _shift(xb, st, T, wd, exact):
+    """x, and (x - M) / T as hi + lo, with the rounding errors of the
+    subtraction and the division in lo (exact=False, for input of at most
+    24 significant bits: lo = 0, the double result's error is below 2**-45
+    relative in y)."""
+    x = np.asarray(xb).astype(wd, copy=False)
+    if not exact:
+        with np.errstate(invalid="ignore"):
+            d = x - np.where(np.isfinite(st["m"]), st["m"], 0).astype(wd)
+        if T != 1.0:
+            d /= T
+        return x, d, None
+    d, err = _two_diff(x, st["m"])
+    d, err = _div(d, err, T)
+    return x, d, err
+
+
+def _special(y, x, st, k_one, k_many, rest):
+    """The special-value rules, for slices with a +inf (k_one: one of them,
+    k_many: several, at the +inf entries; rest: elsewhere) or a max of NaN or
+    -inf (all NaN)."""
+    M, K = st["m"], st["k"]
+    if not (np.any(K > 0) or not np.all(np.isfinite(M))):
+        return y
+    isinf = x == np.inf
+    y = np.where(K > 0, np.where(isinf, np.where(K == 1, k_one, k_many), rest), y)
+    return np.where((M == -np.inf) | np.isnan(M), np.nan, y)
+
+
+def _final_softmax(xb, st, wb=None, T=1.0, wd=np.float64, odt=np.float64, exact=True,
+                   axis=()):
+    if not exact:
+        return _final_narrow(xb, st, wb, T, wd, odt, False, axis)
+    x, y, err = _shift(xb, st, T, wd, exact)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        np.exp(y, out=y)
+        if err is not None:
+            y *= 1 + err
+        y /= 1 + st["r"]
+        y = _special(y, x, st, 1.0, np.nan, 0.0)
+        if wb is not None:
+            y = np.where(wb, y, 0.0)
+    return y.astype(odt, copy=False)
+
+
+def _final_log_softmax(xb, st, wb=None, T=1.0, wd=np.float64, odt=np.float64, exact=True,
+                       axis=()):
+    if not exact:
+        return _final_narrow(xb, st, wb, T, wd, odt, True, axis)
+    x, y, err = _shift(xb, st, T, wd, exact)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        y -= np.log1p(st["r"])                 # d <= 0 <= log1p(r): no cancellation
+        if err is not None:
+            y += err
+        y = _special(y, x, st, 0.0, np.nan, -np.inf)
+        if wb is not None:
+            y = np.where(wb, y, -np.inf)
+    return y.astype(odt, copy=False)
+
+
+def _final_logsumexp(st, axis, keepdims, T=1.0, odt=np.float64):
+    M, R, K = st["m"], st["r"], st["k"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.where(np.isfinite(M), M, 0) / T + np.log1p(R)
+        y = np.where(K > 0, np.inf, y)
+        y = np.where(M == -np.inf, -np.inf, y)
+        y = np.where(np.isnan(M), np.nan, y)
+    y = y.astype(odt)
+    return y if keepdims else np.squeeze(y, axis=axis)
+
+
+def _narrow(dt):
+    """At most 24 significant bits (float16/32, bool, 8/16-bit ints): (x - M) / T
+    in double is accurate enough without remainders."""
+    dt = np.dtype(dt)
+    return dt.kind == "b" or (dt.kind == "f" and dt.itemsize <= 4) or (
+        dt.kind in "iu" and dt.itemsize <= 2)
+
+
+def _stats(x, red, T, wd, split_every, exact=True):
+    st = _STATS_LD if wd == np.longdouble else _STATS
+    return da.reduction(
+        x, lambda b, axis, keepdims: _chunk(b, axis, keepdims, T, wd, exact),
+        lambda b, axis, keepdims: _merge(b, axis, keepdims, T),
+        axis=red, keepdims=True, dtype=st, split_every=split_every,
+        combine=lambda b, axis, keepdims: _merge(b, axis, keepdims, T),
+        concatenate=True, meta=np.empty((0,) * x.ndim, st), name="csoftmax-stats")
+
+
+def _kernel_where(b, wb=None, *, kern, **kw):
+    return kern(b, where=wb, **kw)
+
+
+def _elementwise(name, x, axis, temperature, num_threads, split_every, reread, where):
+    odt, red = _check(name, x, axis, temperature, num_threads)
+    w = _mask(name, x, where)
+    kern = getattr(_cs, name)
+    meta = np.empty((0,) * x.ndim, odt)
+    if not _spans(x, red):
+        args = (x,) if w is None else (x, w)
+        return da.map_blocks(_kernel_where, *args, kern=kern, axis=axis,
+                             temperature=temperature, num_threads=num_threads, dtype=odt,
+                             meta=meta, name=f"csoftmax-{name}")
+    T = 1.0 if temperature is None else float(temperature)
+    wd = _work_dtype(x.dtype)
+    xm = _masked(x, w)
+    st = _stats(xm, red, T, wd, split_every, not _narrow(x.dtype))
+    src = (_clone(xm), None if w is None else _clone(w)) if reread else (xm, w)
+    fin = _final_softmax if name == "softmax" else _final_log_softmax
+    exact = not _narrow(x.dtype)
+    args = (src[0], st) if w is None else (src[0], st, src[1])
+    return da.map_blocks(fin, *args, T=T, wd=wd, odt=odt, exact=exact, axis=red, dtype=odt,
+                         meta=meta,
+                         name=f"csoftmax-{name}")
+
+
+def softmax(x, axis=-1, *, where=None, temperature=None, num_threads=None, split_every=None,
+            reread=False):
+    """`csoftmax.softmax` of a Dask array, lazily.
+
+    Parameters
+    ----------
+    x : dask.array.Array
+        Input of a dtype `csoftmax.softmax` accepts.
+    axis : int, tuple of ints or None, default -1
+        Axis or axes of each slice that sums to 1 (None: all).
+    where : array_like of bool or dask.array.Array, optional
+        Entries to include, broadcast to ``x``'s shape (rechunked to its
+        chunks); excluded entries give 0 (see `csoftmax.softmax`).
+    temperature : float, optional
+        Softmax of ``x / temperature`` (see `csoftmax.softmax`).
+    num_threads : int or None
+        The threads each block's kernel call may use.
+    split_every : int or dict, optional
+        Fan-in of the tree reduction when a reduced axis spans chunks
+        (``dask.array.reduction``'s argument).
+    reread : bool, default False
+        When a reduced axis spans chunks: compute ``x``'s blocks again for
+        the final pass (a clone of its graph) instead of keeping them in
+        memory between the two passes. For inputs cheaper to recompute or
+        reread than to hold (larger than memory, e.g. from ``da.random`` or
+        a file).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy result, the shape of ``x``, dtype as `csoftmax.softmax`.
+
+    Notes
+    -----
+    Reduced axes within one chunk: the NumPy path per block, bitwise the
+    same. Spanning chunks: a tree reduction of per-block (max, sum, +inf
+    count) then one blockwise pass; see the module docstring for accuracy.
+
+    Examples
+    --------
+    >>> import dask.array as da, csoftmax.dask
+    >>> x = da.from_array([[1.0, 2.0, 3.0, 4.0]], chunks=(1, 2))
+    >>> csoftmax.dask.softmax(x).compute()
+    array([[0.0320586 , 0.08714432, 0.23688282, 0.64391426]])
+    """
+    return _elementwise("softmax", x, axis, temperature, num_threads, split_every, reread,
+                        where)
+
+
+def log_softmax(x, axis=-1, *, where=None, temperature=None, num_threads=None, split_every=None,
+                reread=False):
+    """`csoftmax.log_softmax` of a Dask array, lazily.
+
+    Parameters and plans as `softmax`.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy result, the shape of ``x``, dtype as `csoftmax.log_softmax`.
+
+    Examples
+    --------
+    >>> import dask.array as da, csoftmax.dask
+    >>> x = da.from_array([0.0, 0.0, 0.0, 0.0], chunks=1)
+    >>> csoftmax.dask.log_softmax(x).compute()
+    array([-1.38629436, -1.38629436, -1.38629436, -1.38629436])
+    """
+    return _elementwise("log_softmax", x, axis, temperature, num_threads, split_every, reread,
+                        where)
+
+
+def logsumexp(x, axis=-1, *, keepdims=False, where=None, temperature=None, num_threads=None,
+              split_every=None):
+    """`csoftmax.logsumexp` of a Dask array, lazily.
+
+    Parameters
+    ----------
+    x : dask.array.Array
+        Input of a dtype `csoftmax.logsumexp` accepts.
+    axis : int, tuple of ints or None, default -1
+        Axis or axes to reduce (None: all).
+    keepdims : bool, default False
+        Keep the reduced axes as axes of length 1.
+    where : array_like of bool or dask.array.Array, optional
+        Entries to include (see `softmax`); a slice with none gives -inf.
+    temperature, num_threads, split_every
+        As in `softmax`.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy result, dtype as `csoftmax.logsumexp`.
+
+    Examples
+    --------
+    >>> import dask.array as da, csoftmax.dask
+    >>> x = da.from_array([[1.0, 2.0], [3.0, 4.0]], chunks=1)
+    >>> csoftmax.dask.logsumexp(x, axis=0).compute()
+    array([3.12692801, 4.12692801])
+    """
+    odt, red = _check("logsumexp", x, axis, temperature, num_threads, {"keepdims": keepdims})
+    w = _mask("logsumexp", x, where)
+    T = 1.0 if temperature is None else float(temperature)
+    meta_nd = x.ndim if keepdims else x.ndim - len(red)
+    meta = np.empty((0,) * meta_nd, odt)
+    if not _spans(x, red):
+        def blk(b, wb=None):
+            return np.asarray(_cs.logsumexp(b, axis=axis, keepdims=keepdims, where=wb,
+                                            temperature=temperature,
+                                            num_threads=num_threads), dtype=odt)
+        args = (x,) if w is None else (x, w)
+        if keepdims:
+            chunks = tuple((1,) if i in red else c for i, c in enumerate(x.chunks))
+            return da.map_blocks(blk, *args, chunks=chunks, dtype=odt, meta=meta,
+                                 name="csoftmax-logsumexp")
+        return da.map_blocks(blk, *args, drop_axis=red, dtype=odt, meta=meta,
+                             name="csoftmax-logsumexp")
+    wd = _work_dtype(x.dtype)
+    st = _stats(_masked(x, w), red, T, wd, split_every, not _narrow(x.dtype))
+    y = st.map_blocks(_final_logsumexp, axis=red, keepdims=True, T=T, odt=odt,
+                      dtype=odt, meta=np.empty((0,) * x.ndim, odt))
+    return y if keepdims else y.squeeze(axis=red)

@@ -1,0 +1,285 @@
+"""csoftmax.dask: the NumPy functions over Dask arrays (issue 9).
+
+Results are compared with the NumPy-path csoftmax: bitwise when every
+reduced axis lies within one chunk (one map_blocks of the same kernel), and
+within the bounds stated in csoftmax/dask.py's docstring when a reduced axis
+spans chunks (tree reduction + blockwise pass), on random chunkings with
+chunks of size 1 and uneven chunks; on the threaded scheduler and on a
+distributed LocalCluster of 2 worker processes on loopback.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+pytest.importorskip("distributed")
+
+import csoftmax  # noqa: E402
+import csoftmax.dask as cd  # noqa: E402
+from conftest import assert_bitwise, ulp_diff  # noqa: E402
+
+# the LocalCluster and dask's own thread pools: not under pytest-run-parallel's threads
+pytestmark = pytest.mark.thread_unsafe
+
+OPS = ("softmax", "log_softmax", "logsumexp")
+# ULP bounds of the spanning plan against the NumPy path (see csoftmax/dask.py)
+BOUND = {("softmax", "float64"): 8, ("log_softmax", "float64"): 4,
+         ("logsumexp", "float64"): 4}
+
+
+def _bound(op, dt):
+    return BOUND.get((op, np.dtype(dt).name), 1)
+
+
+def _chunks(rng, n, spans):
+    """Random chunks of n: single chunk, or uneven ones with 1s among them."""
+    if not spans or n == 1:
+        return (n,)
+    out = []
+    while n > 0:
+        c = min(n, int(rng.choice([1, 1, 2, 3, int(rng.integers(1, n + 1))])))
+        out.append(c)
+        n -= c
+    return tuple(out)
+
+
+def _close(got, want, op, dt, msg=""):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, want.shape,
+                                                                  got.dtype, want.dtype, msg)
+    assert np.array_equal(np.isnan(got), np.isnan(want)), msg
+    inf = np.isinf(want)
+    assert np.array_equal(got[inf], want[inf]), msg
+    fin = np.isfinite(want)
+    assert np.all(np.isfinite(got[fin])), msg
+    u = ulp_diff(got[fin], want[fin], want.dtype)
+    assert u.size == 0 or int(u.max()) <= _bound(op, want.dtype), (int(u.max()), msg)
+
+
+def test_import_csoftmax_does_not_import_dask():
+    code = ("import sys, csoftmax; csoftmax.softmax([1.0]); "
+            "bad = [m for m in sys.modules if m == 'dask' or m.startswith('dask.') "
+            "or m == 'distributed' or m == 'csoftmax.dask']; "
+            "assert not bad, bad; print('ok')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32, np.float16, np.int16],
+                         ids=["f64", "f32", "f16", "i16"])
+def test_within_one_chunk_bitwise(dt):
+    rng = np.random.default_rng(11)
+    a = (rng.standard_normal((6, 5, 40)) * 20).astype(dt)
+    for axis, ch in ((-1, (2, 1, 40)), (1, (4, 5, 7)), ((0, 2), (6, 2, 40)), (None, -1)):
+        x = da.from_array(a, chunks=ch)
+        for op in OPS:
+            for kw in ({}, {"keepdims": True}) if op == "logsumexp" else ({},):
+                r = getattr(cd, op)(x, axis=axis, **kw)
+                want = np.asarray(getattr(csoftmax, op)(a, axis=axis, **kw))
+                assert isinstance(r, da.Array)
+                assert r.dtype == want.dtype and r._meta.dtype == want.dtype
+                assert r.shape == want.shape
+                # one task per block on top of the input: no reduction stage
+                assert "csoftmax-stats" not in str(r.dask.layers.keys())
+                assert_bitwise(r.compute(scheduler="threads"), want, f"{op} {axis} {ch}")
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32, np.float16, np.int32],
+                         ids=["f64", "f32", "f16", "i32"])
+def test_spanning_chunks_random(dt):
+    rng = np.random.default_rng(12 + np.dtype(dt).itemsize)
+    for it in range(14):
+        shape = (int(rng.integers(1, 5)), int(rng.integers(1, 7)), int(rng.integers(1, 90)))
+        scale = (1.0, 30.0, 700.0)[it % 3] if np.dtype(dt).kind == "f" else 100.0
+        if dt == np.float16:
+            scale = min(scale, 8.0)
+        a = (rng.standard_normal(shape) * scale).astype(dt)
+        axis = [-1, 1, (0, 2), None, (1, 2)][it % 5]
+        red = range(3) if axis is None else [a_ % 3 for a_ in np.atleast_1d(axis)]
+        chunks = tuple(_chunks(rng, n, i in red) for i, n in enumerate(shape))
+        x = da.from_array(a, chunks=chunks)
+        for op in OPS:
+            kw = {"keepdims": bool(it % 2)} if op == "logsumexp" else {}
+            r = getattr(cd, op)(x, axis=axis, split_every=int(rng.integers(2, 5)), **kw)
+            want = np.asarray(getattr(csoftmax, op)(a, axis=axis, **kw))
+            assert r.dtype == want.dtype and r._meta.dtype == want.dtype and r.shape == want.shape
+            _close(r.compute(scheduler="threads"), want, op, dt, f"{op} {axis} {chunks}")
+
+
+def test_temperature_and_reread():
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((5, 60)) * 4
+    for ch in ((5, 60), (2, 7)):
+        x = da.from_array(a, chunks=ch)
+        for op in OPS:
+            want = np.asarray(getattr(csoftmax, op)(a, temperature=0.375))
+            got = getattr(cd, op)(x, temperature=0.375).compute(scheduler="threads")
+            if ch == (5, 60):
+                assert_bitwise(got, want)
+            else:
+                _close(got, want, op, np.float64)
+            if op != "logsumexp":
+                again = getattr(cd, op)(x, reread=True).compute(scheduler="threads")
+                _close(again, np.asarray(getattr(csoftmax, op)(a)), op, np.float64)
+
+
+def test_special_values_across_chunks():
+    inf, nan = np.inf, np.nan
+    rows = [[1, inf, 2, 3, 0], [inf, inf, 1, 2, 0], [-inf] * 5, [nan, 1, 2, 3, inf],
+            [1, 2, 3, 4, inf], [-inf, 1, -inf, 2, -inf], [1e308, -1e308, 1e308, 0, 0],
+            [-inf, -inf, -inf, -inf, 7], [inf, nan, -inf, 1, 1], [-745.5, -800, -1e3, 0, -inf]]
+    a = np.array(rows, dtype=np.float64)
+    for dt in (np.float64, np.float32):
+        with np.errstate(over="ignore"):
+            b = a.astype(dt)            # +-1e308 -> +-inf in float32
+        for ch in ((3, 1), (10, 2), (1, (1, 3, 1))):
+            x = da.from_array(b, chunks=ch)
+            for op in OPS:
+                want = np.asarray(getattr(csoftmax, op)(b))
+                _close(getattr(cd, op)(x).compute(scheduler="threads"), want, op, dt, f"{op} {ch}")
+
+
+def test_empty():
+    x = da.zeros((3, 0), chunks=(1, 1))
+    assert cd.softmax(x).compute().shape == (3, 0)
+    assert np.array_equal(cd.logsumexp(x).compute(), np.full(3, -np.inf))
+    y = da.zeros((0, 4), chunks=(1, 2))
+    assert cd.log_softmax(y).compute().shape == (0, 4)
+    assert cd.logsumexp(y, axis=0).compute().shape == (4,)
+    assert np.array_equal(cd.logsumexp(y, axis=0).compute(), np.full(4, -np.inf))
+
+
+def test_graph_grows_linearly():
+    def size(nchunks, op):
+        x = da.ones((4, 64 * nchunks), chunks=(4, 64))
+        return len(getattr(cd, op)(x).__dask_graph__())
+
+    for op in OPS:
+        s1, s4, s16 = size(8, op), size(32, op), size(128, op)
+        assert s4 > 2 * s1 and s16 > 2 * s4
+        # constant cost per chunk: the increments per added chunk agree
+        per1, per2 = (s4 - s1) / 24, (s16 - s4) / 96
+        assert abs(per1 - per2) <= 0.1 * per2, (op, s1, s4, s16)
+
+
+def test_bad_input():
+    with pytest.raises(TypeError, match=r"csoftmax\.dask\.softmax.*csoftmax\.softmax"):
+        cd.softmax(np.ones(3))
+    with pytest.raises(TypeError, match=r"csoftmax\.dask\.logsumexp.*list"):
+        cd.logsumexp([1.0, 2.0])
+    x = da.ones((3, 4), chunks=2)
+    with pytest.raises(np.exceptions.AxisError, match="softmax"):
+        cd.softmax(x, axis=2)
+    with pytest.raises(ValueError, match="duplicate"):
+        cd.log_softmax(x, axis=(0, -2))
+    with pytest.raises(TypeError, match="dtype"):
+        cd.softmax(da.ones(3, dtype=complex, chunks=1))
+    with pytest.raises(ValueError, match="temperature"):
+        cd.logsumexp(x, temperature=-1.0)
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None,
+                                       worker_dashboard_address=None,
+                                       # the scheduler's HTTP routes: loopback, a free port
+                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+    cl = distributed.Client(cluster)
+    try:
+        yield cl
+    finally:
+        cl.close()
+        cluster.close()
+
+
+def test_distributed_local_cluster(client):
+    rng = np.random.default_rng(14)
+    a = (rng.standard_normal((9, 300)) * 10).astype(np.float32)
+    for ch in ((9, 300), (4, 37), (1, (1, 100, 1, 198))):
+        x = da.from_array(a, chunks=ch)
+        for op in OPS:
+            want = np.asarray(getattr(csoftmax, op)(a, axis=-1))
+            got = client.compute(getattr(cd, op)(x)).result()
+            if ch == (9, 300):
+                assert_bitwise(got, want)
+            else:
+                _close(got, want, op, np.float32, f"{op} {ch}")
+    # the work ran in the worker processes
+    assert len(client.scheduler_info()["workers"]) == 2
+
+
+def test_where_mask():
+    rng = np.random.default_rng(15)
+    a = rng.standard_normal((7, 50)) * 5
+    a[0, 3], a[1, 10], a[2, 0] = np.nan, np.inf, -np.inf
+    a[3, :] = -np.inf
+    w = rng.random((7, 50)) < 0.6
+    w[4] = False                         # a slice with no included entry
+    w[0, 3] = False                      # the NaN excluded
+    w[5, :] = w[5, :] & (np.arange(50) > 40)
+    for ch in ((7, 50), (3, 9), (2, (1, 40, 1, 8))):
+        x = da.from_array(a, chunks=ch)
+        for wm in (w, da.from_array(w, chunks=(4, 13)), w[0]):
+            for op in OPS:
+                want = np.asarray(getattr(csoftmax, op)(a, where=wm if isinstance(wm, np.ndarray)
+                                                        else w))
+                got = getattr(cd, op)(x, where=wm).compute(scheduler="threads")
+                if ch == (7, 50):
+                    assert_bitwise(got, want)
+                else:
+                    _close(got, want, op, np.float64, f"{op} {ch}")
+    x = da.from_array(a, chunks=5)
+    with pytest.raises(TypeError, match=r"csoftmax\.dask\.softmax: where must be a boolean"):
+        cd.softmax(x, where=np.ones((7, 50)))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        cd.logsumexp(x, where=np.ones((7, 2), bool))
+
+
+def test_readme_example():
+    """The README's "Larger than memory" example runs as written (scaled
+    down: the 4 GiB array made 2048 x 1024, the blocks 512 x 256)."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    sec = text[text.index("## Larger than memory"):]
+    block = re.search(r"```python\n(.*?)```", sec, re.S).group(1)
+    small = (block.replace("2**16, 2**14", "2048, 1024").replace("(4096, 4096)", "(512, 256)")
+             .replace("y[:4096]", "y[:512]").replace("x[:4096]", "x[:512]"))
+    assert small != block
+    with __import__("dask").config.set(scheduler="threads"):
+        exec(compile(small, "README.md", "exec"), {})  # noqa: S102 - our own README
+
+
+def test_docstring_examples_run():
+    """csoftmax.dask's Examples sections are true (run as doctests)."""
+    import doctest
+
+    res = doctest.testmod(cd, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted >= 9 and res.failed == 0, res
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps,
+                    reason="longdouble is float64 here")
+def test_longdouble_spanning():
+    """longdouble is carried in longdouble through both plans (the NumPy
+    path's longdouble twin): within 4 longdouble eps relative without a
+    temperature; with one, the NumPy twin rounds x / T once more (about
+    |x / T| eps), so the two agree to 1 float64 ULP."""
+    rng = np.random.default_rng(16)
+    a = (rng.standard_normal((3, 50)) * 30).astype(np.longdouble)
+    x = da.from_array(a, chunks=(2, 7))
+    eps = np.finfo(np.longdouble).eps
+    for op in OPS:
+        got = getattr(cd, op)(x).compute(scheduler="threads")
+        want = np.asarray(getattr(csoftmax, op)(a))
+        assert got.dtype == want.dtype == np.longdouble
+        assert np.all(np.abs(got - want) <= 4 * eps * np.abs(want)), op
+        got = getattr(cd, op)(x, temperature=0.7).compute(scheduler="threads")
+        want = np.asarray(getattr(csoftmax, op)(a, temperature=0.7))
+        assert ulp_diff(got.astype(np.float64), want.astype(np.float64), np.float64).max() <= 1
