@@ -217,7 +217,7 @@ if has leaks && [ $plain_ready = 1 ]; then
     t=$SECONDS
     rc=0
     (cd "$WORK/plain" && "$PY" tests/leak_check.py) 2>&1 | tee "$WORK/leaks.log" || rc=1
-    grep -q '^leak_check: 6 passed, 0 failed' "$WORK/leaks.log" || rc=1
+    grep -qE '^leak_check: [0-9]+ passed, 0 failed' "$WORK/leaks.log" || rc=1
     record leaks "$([ $rc = 0 ] && echo ok || echo FAIL)" "$t" "$(tail -1 "$WORK/leaks.log")"
 fi
 

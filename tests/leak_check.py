@@ -96,6 +96,57 @@ def scenarios(fn, reduces):
     return ok, err, tracked
 
 
+def scenarios_issue8():
+    """The functions and options of issue 8: where= / causal= / temperature=,
+    the gradients, cross_entropy, logsumexp's b= / return_sign= / complex
+    input, and the streaming LogSumExp."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 16))
+    x32 = x.astype(np.float32)
+    w = rng.random(16) < 0.7
+    sq = rng.standard_normal((2, 8, 8))
+    y = csoftmax.softmax(x)
+    lp = csoftmax.log_softmax(x)
+    dy = rng.standard_normal((4, 16))
+    dyc = dy.copy()
+    t = np.array([0, 3, -100, 15])
+    probs = csoftmax.softmax(rng.standard_normal((4, 16)))
+    b = rng.standard_normal(16)
+    xc = x.astype(np.complex128)
+    acc = csoftmax.LogSumExp()
+    other = csoftmax.LogSumExp()
+    other.update(x)
+    outg = np.empty((4, 16))
+    ok = [
+        lambda: csoftmax.softmax(x, where=w), lambda: csoftmax.log_softmax(x32, where=w),
+        lambda: csoftmax.logsumexp(x, where=w, temperature=0.5),
+        lambda: csoftmax.softmax(sq, causal=True), lambda: csoftmax.softmax(x, temperature=3.0),
+        lambda: csoftmax.softmax_backward(y, dy), lambda: csoftmax.log_softmax_backward(lp, dy),
+        lambda: csoftmax.softmax_backward(y, dyc, out=dyc),
+        lambda: csoftmax.cross_entropy(x, t), lambda: csoftmax.cross_entropy(x, t, return_grad=True),
+        lambda: csoftmax.cross_entropy(x, probs, label_smoothing=0.1, reduction="none"),
+        lambda: csoftmax.logsumexp(x, b=b), lambda: csoftmax.logsumexp(x, b=b, return_sign=True),
+        lambda: csoftmax.logsumexp(xc), lambda: csoftmax.logsumexp(x, b=b, where=w),
+        lambda: acc.update(x), lambda: acc.merge(other), lambda: acc.value,
+    ]
+    err = [
+        (lambda: csoftmax.softmax(x, where=np.ones(16)), TypeError),
+        (lambda: csoftmax.softmax(x, where=np.ones(5, bool)), ValueError),
+        (lambda: csoftmax.softmax(x, temperature=0.0), ValueError),
+        (lambda: csoftmax.softmax(x, temperature="2"), TypeError),
+        (lambda: csoftmax.softmax(x[0], causal=True), ValueError),
+        (lambda: csoftmax.softmax_backward(y, dy[:, :3]), ValueError),
+        (lambda: csoftmax.softmax_backward(y, dy, out=outg[:, :3]), ValueError),
+        (lambda: csoftmax.cross_entropy(x, np.array([0, 1, 2, 16])), ValueError),
+        (lambda: csoftmax.cross_entropy(x, t, reduction="avg"), ValueError),
+        (lambda: csoftmax.logsumexp(x, b=np.ones(3)), ValueError),
+        (lambda: csoftmax.logsumexp(x, b=b, temperature=2.0), ValueError),
+        (lambda: acc.update(np.ones((3, 5))), ValueError),
+    ]
+    tracked = [x, x32, w, sq, y, lp, dy, dyc, t, probs, b, xc, acc, other, outg]
+    return ok, err, tracked
+
+
 def measure(label, calls, n, tracked):
     """Runs calls round-robin n times in all; returns a dict of figures."""
     k = len(calls)
@@ -170,12 +221,15 @@ def main():
     print(f"csoftmax {csoftmax.__version__} from {os.path.dirname(csoftmax.__file__)}, "
           f"isa {csoftmax.isa_info()['active']}; {args.calls} calls per group")
     self_test()
-    failed = 0
-    for fn, reduces in ((csoftmax.softmax, False), (csoftmax.log_softmax, False),
-                        (csoftmax.logsumexp, True)):
-        ok, err, tracked = scenarios(fn, reduces)
-        for label, calls in ((f"{fn.__name__} success ({len(ok)} scenarios)", ok),
-                             (f"{fn.__name__} errors ({len(err)} scenarios)", err_calls(err))):
+    failed = ngroups = 0
+    groups = [(fn.__name__,) + scenarios(fn, reduces)
+              for fn, reduces in ((csoftmax.softmax, False), (csoftmax.log_softmax, False),
+                                  (csoftmax.logsumexp, True))]
+    groups.append(("issue 8",) + scenarios_issue8())
+    for name, ok, err, tracked in groups:
+        for label, calls in ((f"{name} success ({len(ok)} scenarios)", ok),
+                             (f"{name} errors ({len(err)} scenarios)", err_calls(err))):
+            ngroups += 1
             r = measure(label, calls, args.calls, tracked)
             bad = verdict(r)
             failed += bool(bad)
@@ -184,7 +238,7 @@ def main():
                   f"{r['rss'] / 1024:+.0f} KiB, refcounts of {len(tracked)} objects "
                   f"{'unchanged' if not r['refs'] else r['refs']}"
                   + (f"  <- {'; '.join(bad)}" if bad else ""))
-    print(f"leak_check: {6 - failed} passed, {failed} failed")
+    print(f"leak_check: {ngroups - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 
