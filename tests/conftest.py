@@ -14,12 +14,13 @@ Everything random is seeded.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 
 import numpy as np
 
 import csoftmax
-from csoftmax import _reference
+from csoftmax import _core, _reference
 
 # Under .ci/harden.sh's ASan run (libasan preloaded), the compilers and the
 # Pythons that tests start (tests/test_capi.py, subprocess tests) inherit
@@ -253,3 +254,14 @@ def reference(op, x, axis):
     if x.dtype.kind == "f" and not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))
     return np.asarray(op.ref(x, axis=axis))
+
+
+@contextlib.contextmanager
+def isa(name):
+    """The kernels of instruction set `name` active inside the block."""
+    before = csoftmax.isa_info()["active"]
+    _core._set_isa(name)
+    try:
+        yield
+    finally:
+        _core._set_isa(before)

@@ -12,31 +12,18 @@ in the test and restored).
 """
 from __future__ import annotations
 
-import contextlib
-
 import mpmath
 import numpy as np
 import pytest
 
 import csoftmax
-from csoftmax import _core
-from conftest import assert_bitwise, make_view
+from conftest import assert_bitwise, isa, make_view
 
 FUNCS = {"softmax_backward": csoftmax.softmax_backward,
          "log_softmax_backward": csoftmax.log_softmax_backward}
 NAMES = list(FUNCS)
 DTYPES = [np.float32, np.float64]
 ISAS = csoftmax.isa_info()["supported"]
-
-
-@contextlib.contextmanager
-def isa(name):
-    before = csoftmax.isa_info()["active"]
-    _core._set_isa(name)
-    try:
-        yield
-    finally:
-        _core._set_isa(before)
 
 
 def inputs(name, shape, dtype, seed, scale=3.0, axis=-1):

@@ -9,29 +9,17 @@ installed, and with the NumPy twin (csoftmax._reference.cross_entropy).
 """
 from __future__ import annotations
 
-import contextlib
-
 import mpmath
 import numpy as np
 import pytest
 
 import csoftmax
-from csoftmax import _core, _reference
-from conftest import assert_bitwise
+from csoftmax import _reference
+from conftest import assert_bitwise, isa
 
 ce = csoftmax.cross_entropy
 DTYPES = [np.float32, np.float64]
 ISAS = csoftmax.isa_info()["supported"]
-
-
-@contextlib.contextmanager
-def isa(name):
-    before = csoftmax.isa_info()["active"]
-    _core._set_isa(name)
-    try:
-        yield
-    finally:
-        _core._set_isa(before)
 
 
 def oracle(x2, target, probs, eps, ignore_index, reduction):
