@@ -283,3 +283,112 @@ def test_longdouble_spanning():
         got = getattr(cd, op)(x, temperature=0.7).compute(scheduler="threads")
         want = np.asarray(getattr(csoftmax, op)(a, temperature=0.7))
         assert ulp_diff(got.astype(np.float64), want.astype(np.float64), np.float64).max() <= 1
+
+
+# ---------------------------------------------------------------- gradients
+GRADS = ("softmax_backward", "log_softmax_backward")
+
+
+def _grad_inputs(rng, shape, axis, dt):
+    a = rng.standard_normal(shape) * 3
+    y = csoftmax.softmax(a, axis=axis).astype(dt)
+    logp = csoftmax.log_softmax(a, axis=axis).astype(dt)
+    dy = rng.standard_normal(shape).astype(dt)
+    return {"softmax_backward": y, "log_softmax_backward": logp}, dy
+
+
+def _grad_close(name, got, want, inp, dy, axis, msg=""):
+    """softmax_backward: float64 within 4 ULP of the NumPy path, float32 and
+    float16 within 1. log_softmax_backward (the exp differs: NumPy's against
+    the kernel's): within 2 ULP + 2**-51 exp(logp)|sum(dy)| (float64), 1 ULP
+    + 2**-32 exp(logp)|sum(dy)| (float32, float16), inside the NumPy path's
+    own error bound."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype, msg
+    assert np.array_equal(np.isnan(got), np.isnan(want)), msg
+    inf = np.isinf(want)
+    assert np.array_equal(got[inf], want[inf]), msg
+    fin = np.isfinite(want)
+    dt = want.dtype
+    k = 4 if (dt == np.float64 and name == "softmax_backward") else (
+        2 if dt == np.float64 else 1)
+    if name == "softmax_backward":
+        u = ulp_diff(got[fin], want[fin], dt)
+        assert u.size == 0 or int(u.max()) <= k, (int(u.max()), msg)
+        return
+    ax = tuple(range(dy.ndim)) if axis is None else axis
+    with np.errstate(all="ignore"):
+        s = np.abs(np.sum(dy.astype(np.float64), axis=ax, keepdims=True))
+        extra = (2.0 ** -51 if dt == np.float64 else 2.0 ** -32) * np.exp(
+            inp.astype(np.float64)) * s
+        tol = k * np.spacing(np.abs(want).astype(dt)).astype(np.float64) + extra
+        err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    assert np.all(err[fin] <= tol[fin]), (float(np.max((err / tol)[fin])), msg)
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32, np.float16], ids=["f64", "f32", "f16"])
+def test_grads_random_chunkings(dt):
+    rng = np.random.default_rng(21 + np.dtype(dt).itemsize)
+    for it in range(10):
+        shape = (int(rng.integers(1, 5)), int(rng.integers(1, 7)), int(rng.integers(1, 90)))
+        axis = [-1, 1, (0, 2), None, (1, 2)][it % 5]
+        red = range(3) if axis is None else [a_ % 3 for a_ in np.atleast_1d(axis)]
+        spans = it % 4 != 3
+        chunks = tuple(_chunks(rng, n, spans and i in red) for i, n in enumerate(shape))
+        inps, dy = _grad_inputs(rng, shape, axis, dt)
+        for name in GRADS:
+            x = da.from_array(inps[name], chunks=chunks)
+            # dy: a Dask array of other chunks (rechunked to x's), or NumPy
+            d = da.from_array(dy, chunks=1) if it % 2 else dy
+            r = getattr(cd, name)(x, d, axis=axis, split_every=int(rng.integers(2, 5)))
+            want = getattr(csoftmax, name)(inps[name], dy, axis=axis)
+            assert isinstance(r, da.Array) and r.chunks == x.chunks
+            assert r.dtype == want.dtype and r._meta.dtype == want.dtype
+            got = r.compute(scheduler="threads")
+            if not spans:
+                assert "parts" not in str(r.dask.layers.keys())
+                assert_bitwise(got, want, f"{name} {axis} {chunks}")
+            else:
+                _grad_close(name, got, want, inps[name], dy, axis, f"{name} {axis} {chunks}")
+
+
+def test_grads_special_values_and_dtypes():
+    inf, nan = np.inf, np.nan
+    y = np.array([[0.1, 0.2, 0.3, 0.4], [0.1, nan, 0.5, 0.4], [0.5, 0.5, 0, 0],
+                  [0.25] * 4, [0, 1, 0, 0], [1e-300, 0.5, 0.5, 0]])
+    dy = np.array([[1, 2, 3, 4], [1, 2, 3, 4], [inf, 1, 2, 3], [inf, -inf, 1, 1],
+                   [1, 1, inf, 1.0], [1e300, 1e300, -1e300, 2]])
+    with np.errstate(divide="ignore"):
+        inps = {"softmax_backward": y, "log_softmax_backward": np.log(y)}
+    for name in GRADS:
+        for ch in ((6, 4), (2, 1), (1, (1, 3))):
+            for dt in (np.float64, np.float32, np.float16):
+                with np.errstate(over="ignore"):
+                    a, b = inps[name].astype(dt), dy.astype(dt)
+                want = getattr(csoftmax, name)(a, b)
+                got = getattr(cd, name)(da.from_array(a, chunks=ch), b).compute(
+                    scheduler="threads")
+                _grad_close(name, got, want, a, b, -1, f"{name} {ch} {np.dtype(dt).name}")
+    # integers -> float64; mixed float32 / float64 -> float64
+    i = np.arange(12).reshape(3, 4)
+    for name in GRADS:
+        r = getattr(cd, name)(da.from_array(i, chunks=(2, 3)), i.astype(np.float32))
+        assert r.dtype == np.float64
+        _grad_close(name, r.compute(), getattr(csoftmax, name)(i, i.astype(np.float32)),
+                    i, i.astype(np.float64), -1)
+
+
+def test_grads_bad_input():
+    x = da.ones((3, 4), chunks=2)
+    with pytest.raises(TypeError, match=r"csoftmax\.dask\.softmax_backward: y must be a "
+                                        r"dask.*csoftmax\.softmax_backward"):
+        cd.softmax_backward(np.ones((3, 4)), x)
+    with pytest.raises(ValueError, match=r"log_softmax_backward: logp has shape \(3, 4\) "
+                                         r"and dy \(4, 3\)"):
+        cd.log_softmax_backward(x, da.ones((4, 3), chunks=2))
+    with pytest.raises(np.exceptions.AxisError, match="softmax_backward"):
+        cd.softmax_backward(x, x, axis=2)
+    with pytest.raises(TypeError, match="dtype"):
+        cd.softmax_backward(x, da.ones((3, 4), dtype=complex, chunks=2))
+    with pytest.raises(ValueError, match="num_threads"):
+        cd.log_softmax_backward(x, x, num_threads=-3)
