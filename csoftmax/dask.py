@@ -347,7 +347,7 @@ def _elementwise(name, x, axis, temperature, num_threads, split_every, reread, w
         args = (x,) if w is None else (x, w)
         return da.map_blocks(_kernel_where, *args, kern=kern, axis=axis,
                              temperature=temperature, num_threads=num_threads, dtype=odt,
-                             meta=meta, name=f"csoftmax-{name}")
+                             meta=meta, token=f"csoftmax-{name}")
     T = 1.0 if temperature is None else float(temperature)
     wd = _work_dtype(x.dtype)
     xm = _masked(x, w)
@@ -358,7 +358,7 @@ def _elementwise(name, x, axis, temperature, num_threads, split_every, reread, w
     args = (src[0], st) if w is None else (src[0], st, src[1])
     return da.map_blocks(fin, *args, T=T, wd=wd, odt=odt, exact=exact, axis=red, dtype=odt,
                          meta=meta,
-                         name=f"csoftmax-{name}")
+                         token=f"csoftmax-{name}")
 
 
 def softmax(x, axis=-1, *, where=None, temperature=None, num_threads=None, split_every=None,
@@ -475,9 +475,9 @@ def logsumexp(x, axis=-1, *, keepdims=False, where=None, temperature=None, num_t
         if keepdims:
             chunks = tuple((1,) if i in red else c for i, c in enumerate(x.chunks))
             return da.map_blocks(blk, *args, chunks=chunks, dtype=odt, meta=meta,
-                                 name="csoftmax-logsumexp")
+                                 token="csoftmax-logsumexp")
         return da.map_blocks(blk, *args, drop_axis=red, dtype=odt, meta=meta,
-                             name="csoftmax-logsumexp")
+                             token="csoftmax-logsumexp")
     wd = _work_dtype(x.dtype)
     st = _stats(_masked(x, w), red, T, wd, split_every, not _narrow(x.dtype))
     y = st.map_blocks(_final_logsumexp, axis=red, keepdims=True, T=T, odt=odt,
@@ -574,7 +574,7 @@ def _per_block(fn, x, red, dt, *args, name, **kw):
     the reduced axes."""
     chunks = tuple((1,) * len(c) if i in red else c for i, c in enumerate(x.chunks))
     return da.map_blocks(fn, x, *args, chunks=chunks, dtype=dt,
-                         meta=np.empty((0,) * x.ndim, dt), name=name, **kw)
+                         meta=np.empty((0,) * x.ndim, dt), token=name, **kw)
 
 
 # ------------------------------------------------------------- gradients
@@ -652,14 +652,14 @@ def _grad(name, xname, y, dy, axis, num_threads, split_every):
         kern = getattr(_cs, name)
         return da.map_blocks(lambda a, b: np.asarray(kern(a, b, axis=axis,
                                                           num_threads=num_threads), dtype=odt),
-                             y, dy, dtype=odt, meta=meta, name=f"csoftmax-{name}")
+                             y, dy, dtype=odt, meta=meta, token=f"csoftmax-{name}")
     wd = _work_dtype(odt)
     log = name == "log_softmax_backward"
     parts = _per_block(_grad_terms, y, red, _dd_dtype(("s",), wd), dy, axis=red, wd=wd,
                        log=log, name=f"csoftmax-{name}-parts")
     st = _dd_reduce(parts, red, split_every, f"csoftmax-{name}-sum")
     return da.map_blocks(_final_grad, y, dy, st, wd=wd, odt=odt, log=log, dtype=odt, meta=meta,
-                         name=f"csoftmax-{name}")
+                         token=f"csoftmax-{name}")
 
 
 def softmax_backward(y, dy, axis=-1, *, num_threads=None, split_every=None):

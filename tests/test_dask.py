@@ -392,3 +392,19 @@ def test_grads_bad_input():
         cd.softmax_backward(x, da.ones((3, 4), dtype=complex, chunks=2))
     with pytest.raises(ValueError, match="num_threads"):
         cd.log_softmax_backward(x, x, num_threads=-3)
+
+
+def test_two_results_in_one_compute():
+    """Each call's graph has its own keys: results computed together are
+    each their own (map_blocks' name= would fix the key and collide)."""
+    import dask
+
+    a = da.from_array(np.zeros((2, 4)), chunks=(1, 4))
+    b = da.from_array(np.arange(8.0).reshape(2, 4), chunks=(1, 4))
+    for op in OPS:
+        for ch in ((1, 4), (1, 3)):
+            ra, rb = dask.compute(getattr(cd, op)(a.rechunk(ch)), getattr(cd, op)(b.rechunk(ch)),
+                                  scheduler="threads")
+            _close(ra, np.asarray(getattr(csoftmax, op)(np.zeros((2, 4)))), op, np.float64)
+            _close(rb, np.asarray(getattr(csoftmax, op)(np.arange(8.0).reshape(2, 4))), op,
+                   np.float64)
