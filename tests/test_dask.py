@@ -408,3 +408,163 @@ def test_two_results_in_one_compute():
             _close(ra, np.asarray(getattr(csoftmax, op)(np.zeros((2, 4)))), op, np.float64)
             _close(rb, np.asarray(getattr(csoftmax, op)(np.arange(8.0).reshape(2, 4))), op,
                    np.float64)
+
+
+# ---------------------------------------------------------------- cross_entropy
+def _ce_inputs(rng, shape, ax, dt, probs):
+    a = (rng.standard_normal(shape) * 3).astype(dt)
+    if probs:
+        return a, csoftmax.softmax(rng.standard_normal(shape), axis=ax).astype(dt)
+    rs = list(shape)
+    C = rs.pop(ax)
+    t = rng.integers(0, C, rs)
+    t.reshape(-1)[:: 5] = -100                         # some ignored slices
+    return a, t
+
+
+def _ce_close(a, t, ax, eps, probs, red, loss, grad, want, wgrad, bitwise, msg):
+    """Loss: bitwise within one chunk ("none"); otherwise within 4 ULP
+    (float64) / 1 ULP (float32, float16) of the NumPy path, for probability
+    targets of the bound's scale sum|q_c|(lse - x_c) (as the NumPy path's
+    own bound). Gradient: within 4 eps (float64) / 2 eps (float32, float16)
+    of max(softmax, |q|) / count, the NumPy path's bound form, where
+    softmax * sum(q) - q cancels."""
+    dt = np.asarray(want).dtype
+    loss, grad, want = np.asarray(loss), np.asarray(grad), np.asarray(want)
+    assert loss.shape == want.shape and loss.dtype == dt, msg
+    assert grad.shape == wgrad.shape and grad.dtype == wgrad.dtype, msg
+    assert np.array_equal(np.isnan(loss), np.isnan(want)), msg
+    assert np.array_equal(np.isnan(grad), np.isnan(wgrad)), msg
+    if bitwise:
+        assert_bitwise(loss, want, msg)
+        if not (red == "mean" and dt != np.float64):
+            assert_bitwise(grad, wgrad, msg)
+    k = 4 if dt == np.float64 else 1
+    fin = np.isfinite(want)
+    if probs and red == "none":
+        x = a.astype(np.float64)
+        with np.errstate(all="ignore"):
+            lse = np.asarray(csoftmax.logsumexp(x, axis=ax, keepdims=True))
+            q = (1 - eps) * t.astype(np.float64) + eps / a.shape[ax]
+            sc = np.sum(np.abs(q) * (lse - x), axis=ax)
+        err = np.abs(loss.astype(np.float64) - want.astype(np.float64))
+        assert np.all(err[fin] <= 2 * k * np.finfo(dt).eps * sc[fin]), msg
+    else:
+        u = ulp_diff(loss[fin], want[fin], dt)
+        assert u.size == 0 or int(u.max()) <= k, (int(u.max()), msg)
+    p = np.asarray(csoftmax.softmax(a.astype(np.float64), axis=ax))
+    if probs:
+        q = np.abs((1 - eps) * t.astype(np.float64) + eps / a.shape[ax])
+        count = t.size // max(a.shape[ax], 1)
+    else:
+        q = np.full(a.shape, eps / a.shape[ax])
+        tt = np.expand_dims(np.where(t < 0, 0, t), ax)
+        np.put_along_axis(q, tt, np.take_along_axis(q, tt, ax) + (1 - eps), ax)
+        count = int(np.sum(t != -100))
+    scale = max(count, 1) if red == "mean" else 1
+    tol = (4 if dt == np.float64 else 2) * np.finfo(dt).eps * np.maximum(p, q) / scale
+    gfin = np.isfinite(wgrad)
+    err = np.abs(grad.astype(np.float64) - wgrad.astype(np.float64))
+    assert np.all(err[gfin] <= tol[gfin]), (float(np.max((err / tol)[gfin])), msg)
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32, np.float16], ids=["f64", "f32", "f16"])
+@pytest.mark.parametrize("probs", [False, True], ids=["classes", "probs"])
+def test_cross_entropy_random_chunkings(dt, probs):
+    rng = np.random.default_rng(31 + np.dtype(dt).itemsize + probs)
+    for it in range(8):
+        shape = (int(rng.integers(1, 5)), int(rng.integers(1, 6)), int(rng.integers(1, 60)))
+        ax = [-1, 1, 0, 2][it % 4]
+        spans = it % 4 != 3
+        chunks = tuple(_chunks(rng, n, spans if i == ax % 3 else bool(it % 2))
+                       for i, n in enumerate(shape))
+        a, t = _ce_inputs(rng, shape, ax, dt, probs)
+        eps = [0.0, 0.1, 1.0, 0.3][(it // 2) % 4]
+        red = ["none", "mean", "sum"][it % 3]
+        x = da.from_array(a, chunks=chunks)
+        tgt = t if it % 2 else da.from_array(t, chunks=1)
+        loss, grad = cd.cross_entropy(x, tgt, axis=ax, reduction=red, label_smoothing=eps,
+                                      return_grad=True, split_every=int(rng.integers(2, 5)))
+        want, wgrad = csoftmax.cross_entropy(a, t, axis=ax, reduction=red, label_smoothing=eps,
+                                             return_grad=True)
+        assert loss.dtype == np.asarray(want).dtype and grad.chunks == x.chunks
+        assert loss.shape == np.shape(want)
+        only = cd.cross_entropy(x, tgt, axis=ax, reduction=red, label_smoothing=eps)
+        got = only.compute(scheduler="threads")
+        bitwise = not _class_spans(x, ax) and red == "none"
+        _ce_close(a, t, ax, eps, probs, red, got, grad.compute(scheduler="threads"), want,
+                  wgrad, bitwise, f"{ax} {chunks} {eps} {red}")
+        if bitwise:                       # one map_blocks of the kernel: no reduction
+            assert "parts" not in str(only.dask.layers.keys())
+
+
+def _class_spans(x, ax):
+    return len(x.chunks[ax % x.ndim]) > 1
+
+
+def test_cross_entropy_special_values():
+    inf, nan = np.inf, np.nan
+    rows = [[1, inf, 2, 3, 0], [inf, inf, 1, 2, 0], [-inf] * 5, [nan, 1, 2, 3, inf],
+            [1, 2, 3, 4, inf], [-inf, 1, -inf, 2, -inf], [1e308, -1e308, 1e308, 0, 0],
+            [-inf, -inf, -inf, -inf, 7], [inf, nan, -inf, 1, 1], [-745.5, -800, -1e3, 0, -inf]]
+    a = np.array(rows)
+    q = np.asarray(csoftmax.softmax(np.random.default_rng(3).standard_normal(a.shape)))
+    q[0, 1] = 0
+    for t in (np.array([1, 0, 2, 1, 4, 0, 1, 4, 3, 4]), np.array([0, 2, 1, 1, 1, 1, 2, -100, 0, 0]),
+              q):
+        for eps in (0.0, 0.2, 1.0):
+            for red in ("none", "sum"):
+                for ch in ((3, 1), (10, 2), (1, (1, 3, 1)), (10, 5)):
+                    want, wg = csoftmax.cross_entropy(a, t, reduction=red, label_smoothing=eps,
+                                                      return_grad=True)
+                    loss, g = cd.cross_entropy(da.from_array(a, chunks=ch), t, reduction=red,
+                                               label_smoothing=eps, return_grad=True)
+                    loss, g = (r.compute(scheduler="threads") for r in (loss, g))
+                    msg = f"{t} {eps} {red} {ch}"
+                    assert np.allclose(loss, want, rtol=1e-14, atol=0, equal_nan=True), msg
+                    assert np.array_equal(np.isinf(loss), np.isinf(want)), msg
+                    assert np.allclose(g, wg, rtol=1e-13, atol=1e-300, equal_nan=True), msg
+
+
+def test_cross_entropy_edge_cases_and_errors():
+    # integer logits -> float64; 1-D; one class; all ignored (mean NaN, zero gradient); empty
+    i = np.arange(12).reshape(3, 4)
+    got = cd.cross_entropy(da.from_array(i, chunks=(2, 3)), np.array([0, 1, 2])).compute()
+    assert got.dtype == np.float64
+    assert ulp_diff(got, csoftmax.cross_entropy(i, np.array([0, 1, 2])), np.float64) <= 4
+    v = np.array([1.0, 2.0, 3.0])
+    for ch in (1, 3):
+        loss, g = cd.cross_entropy(da.from_array(v, chunks=ch), np.array(2), return_grad=True)
+        wl, wg = csoftmax.cross_entropy(v, np.array(2), return_grad=True)
+        assert loss.shape == () and ulp_diff(loss.compute(), wl, np.float64) <= 4
+        assert np.max(ulp_diff(g.compute(), wg, np.float64)) <= 4
+    _, g = cd.cross_entropy(da.ones((3, 1), chunks=1), np.zeros(3, int), return_grad=True)
+    assert np.array_equal(g.compute(), np.zeros((3, 1)))
+    for ch in (2, (2, 5)):
+        loss, g = cd.cross_entropy(da.ones((3, 5), chunks=ch), np.full(3, -100), return_grad=True)
+        assert np.isnan(loss.compute()) and not g.compute().any()
+    assert np.isnan(cd.cross_entropy(da.zeros((0, 4), chunks=2), np.zeros(0, int)).compute())
+    # a class index out of range: the NumPy path's error, when computed
+    x = da.ones((4, 6), chunks=(2, 3))
+    for ch in ((2, 3), (2, 6), (1, 1)):
+        with pytest.raises(ValueError, match=r"cross_entropy: target 7 at index \(2,\) is out "
+                                             r"of range for 6 classes"):
+            cd.cross_entropy(x.rechunk(ch), np.array([0, 1, 7, 2])).compute(scheduler="threads")
+    # checked when the graph is built
+    with pytest.raises(TypeError, match=r"csoftmax\.dask\.cross_entropy: logits must be a "
+                                        r"dask.*csoftmax\.cross_entropy"):
+        cd.cross_entropy(np.ones((4, 6)), np.zeros(4, int))
+    with pytest.raises(ValueError, match="reduction must be"):
+        cd.cross_entropy(x, np.zeros(4, int), reduction="avg")
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        cd.cross_entropy(x, np.zeros(4, int), label_smoothing=2.0)
+    with pytest.raises(TypeError, match="axis must be one integer"):
+        cd.cross_entropy(x, np.zeros(4, int), axis=(0, 1))
+    with pytest.raises(TypeError, match="ignore_index must be an integer"):
+        cd.cross_entropy(x, np.zeros(4, int), ignore_index=1.5)
+    with pytest.raises(ValueError, match=r"class-index target has shape \(5,\), expected \(4,\)"):
+        cd.cross_entropy(x, np.zeros(5, int))
+    with pytest.raises(ValueError, match="probability target has shape"):
+        cd.cross_entropy(x, da.zeros((4, 5), chunks=2))
+    with pytest.raises(TypeError, match="target must be class indices"):
+        cd.cross_entropy(x, np.zeros(4, complex))
