@@ -97,6 +97,24 @@ def _masked(x, w):
     return x if w is None else da.where(w, x, -np.inf)
 
 
+def _causal_block(b, block_info=None):
+    """The block of the causal mask (query i sees keys j <= i) at the block's
+    offsets: rows [r0, r1), columns [c0, c1)."""
+    (r0, r1), (c0, c1) = block_info[None]["array-location"][-2:]
+    return np.arange(c0, c1)[None, :] <= np.arange(r0, r1)[:, None]
+
+
+def _with_causal(x, w, causal):
+    """where= combined with causal=True's mask, built per block from the
+    block offsets (never materialized whole), broadcast to x's chunks."""
+    if not causal:
+        return w
+    cm = da.map_blocks(_causal_block, da.ones(x.shape[-2:], dtype=bool, chunks=x.chunks[-2:]),
+                       dtype=bool, meta=np.empty((0, 0), bool), token="csoftmax-causal")
+    cm = da.broadcast_to(cm, x.shape, chunks=x.chunks)
+    return cm if w is None else w & cm
+
+
 def _spans(x, red):
     return any(len(x.chunks[a]) > 1 for a in red)
 
@@ -339,9 +357,10 @@ def _kernel_where(b, wb=None, *, kern, **kw):
     return kern(b, where=wb, **kw)
 
 
-def _elementwise(name, x, axis, temperature, num_threads, split_every, reread, where):
-    odt, red = _check(name, x, axis, temperature, num_threads)
-    w = _mask(name, x, where)
+def _elementwise(name, x, axis, temperature, num_threads, split_every, reread, where,
+                 causal=False):
+    odt, red = _check(name, x, axis, temperature, num_threads, {"causal": causal})
+    w = _with_causal(x, _mask(name, x, where), causal)
     kern = getattr(_cs, name)
     meta = np.empty((0,) * x.ndim, odt)
     if not _spans(x, red):
@@ -362,8 +381,8 @@ def _elementwise(name, x, axis, temperature, num_threads, split_every, reread, w
                          token=f"csoftmax-{name}")
 
 
-def softmax(x, axis=-1, *, where=None, temperature=None, num_threads=None, split_every=None,
-            reread=False):
+def softmax(x, axis=-1, *, where=None, causal=False, temperature=None, num_threads=None,
+            split_every=None, reread=False):
     """`csoftmax.softmax` of a Dask array, lazily.
 
     Parameters
@@ -408,11 +427,11 @@ def softmax(x, axis=-1, *, where=None, temperature=None, num_threads=None, split
     array([[0.0320586 , 0.08714432, 0.23688282, 0.64391426]])
     """
     return _elementwise("softmax", x, axis, temperature, num_threads, split_every, reread,
-                        where)
+                        where, causal)
 
 
-def log_softmax(x, axis=-1, *, where=None, temperature=None, num_threads=None, split_every=None,
-                reread=False):
+def log_softmax(x, axis=-1, *, where=None, causal=False, temperature=None, num_threads=None,
+                split_every=None, reread=False):
     """`csoftmax.log_softmax` of a Dask array, lazily.
 
     Parameters and plans as `softmax`.
@@ -430,11 +449,11 @@ def log_softmax(x, axis=-1, *, where=None, temperature=None, num_threads=None, s
     array([-1.38629436, -1.38629436, -1.38629436, -1.38629436])
     """
     return _elementwise("log_softmax", x, axis, temperature, num_threads, split_every, reread,
-                        where)
+                        where, causal)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, where=None, temperature=None, num_threads=None,
-              split_every=None):
+def logsumexp(x, axis=-1, *, keepdims=False, where=None, causal=False, temperature=None,
+              num_threads=None, split_every=None):
     """`csoftmax.logsumexp` of a Dask array, lazily.
 
     Parameters
@@ -462,8 +481,9 @@ def logsumexp(x, axis=-1, *, keepdims=False, where=None, temperature=None, num_t
     >>> csoftmax.dask.logsumexp(x, axis=0).compute()
     array([3.12692801, 4.12692801])
     """
-    odt, red = _check("logsumexp", x, axis, temperature, num_threads, {"keepdims": keepdims})
-    w = _mask("logsumexp", x, where)
+    odt, red = _check("logsumexp", x, axis, temperature, num_threads,
+                      {"keepdims": keepdims, "causal": causal})
+    w = _with_causal(x, _mask("logsumexp", x, where), causal)
     T = 1.0 if temperature is None else float(temperature)
     meta_nd = x.ndim if keepdims else x.ndim - len(red)
     meta = np.empty((0,) * meta_nd, odt)

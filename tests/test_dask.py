@@ -568,3 +568,50 @@ def test_cross_entropy_edge_cases_and_errors():
         cd.cross_entropy(x, da.zeros((4, 5), chunks=2))
     with pytest.raises(TypeError, match="target must be class indices"):
         cd.cross_entropy(x, np.zeros(4, complex))
+
+
+# ---------------------------------------------------------------- causal=
+def test_causal_mask_per_block():
+    """causal=True (query i sees keys j <= i, nq != nk too), alone and with
+    where=: bitwise the NumPy path within one chunk, the spanning bounds
+    otherwise; the mask is made per block from the block offsets (one task
+    per block of the last two axes, never one array of the full mask)."""
+    rng = np.random.default_rng(41)
+    for dt in (np.float64, np.float32):
+        a = (rng.standard_normal((2, 3, 9, 13)) * 4).astype(dt)
+        a[0, 0, 4, 2] = np.nan                  # NaN seen by queries >= 4 only
+        a[1, 2, 6, 0] = np.inf
+        w = rng.random(a.shape) < 0.7
+        for ch in ((1, 2, 4, 13), (2, 3, (1, 3, 5), (1, 5, 7)), (2, 3, 1, 1)):
+            x = da.from_array(a, chunks=ch)
+            for op in OPS:
+                for wm in (None, w):
+                    want = np.asarray(getattr(csoftmax, op)(a, causal=True, where=wm))
+                    r = getattr(cd, op)(x, causal=True, where=wm)
+                    got = r.compute(scheduler="threads")
+                    msg = f"{op} {ch} {wm is None} {np.dtype(dt).name}"
+                    if ch[-1] == 13:
+                        assert_bitwise(got, want, msg)
+                    elif op != "logsumexp":
+                        _close(got, want, op, dt, msg)
+                    else:
+                        # M + log1p(S - 1) can cancel (a few ULP of |M|, see csoftmax/dask.py)
+                        m = np.max(np.where(np.tril(np.ones((9, 13), bool)) & (
+                            True if wm is None else wm), a, -np.inf), axis=-1).astype(float)
+                        fin = np.isfinite(want)
+                        tol = 4 * np.finfo(dt).eps * (np.abs(want) + np.abs(m))
+                        assert np.array_equal(np.isnan(got), np.isnan(want)), msg
+                        assert np.array_equal(got[~fin], want[~fin], equal_nan=True), msg
+                        with np.errstate(invalid="ignore"):
+                            err = np.abs(got - want)
+                        assert np.all(err[fin] <= tol[fin]), msg
+            layers = r.dask.layers
+            cm = [k for k in layers if k.startswith("csoftmax-causal")]
+            assert len(cm) == 1 and len(layers[cm[0]]) == len(x.chunks[-2]) * len(x.chunks[-1])
+    x = da.ones((3, 3), chunks=2)
+    with pytest.raises(ValueError, match=r"softmax: causal=True reduces over the keys"):
+        cd.softmax(x, causal=True, axis=-2)
+    with pytest.raises(TypeError, match="causal must be True or False"):
+        cd.log_softmax(x, causal=1)
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        cd.logsumexp(da.ones(3, chunks=2), causal=True)
