@@ -615,3 +615,24 @@ def test_causal_mask_per_block():
         cd.log_softmax(x, causal=1)
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         cd.logsumexp(da.ones(3, chunks=2), causal=True)
+
+
+def test_distributed_training_functions(client):
+    """The gradients, cross_entropy and causal= on the LocalCluster's worker
+    processes, both plans."""
+    rng = np.random.default_rng(42)
+    a = (rng.standard_normal((6, 40)) * 3).astype(np.float32)
+    t = rng.integers(0, 40, 6)
+    dy = rng.standard_normal((6, 40)).astype(np.float32)
+    y = np.asarray(csoftmax.softmax(a))
+    for ch in ((3, 40), (2, (1, 20, 19))):
+        x = da.from_array(a, chunks=ch)
+        got = client.compute(cd.softmax_backward(da.from_array(y, chunks=ch), dy)).result()
+        _grad_close("softmax_backward", got, csoftmax.softmax_backward(y, dy), y, dy, -1)
+        loss, g = client.compute(cd.cross_entropy(x, t, label_smoothing=0.1,
+                                                  return_grad=True)).result()
+        want, wg = csoftmax.cross_entropy(a, t, label_smoothing=0.1, return_grad=True)
+        _ce_close(a, t, -1, 0.1, False, "mean", loss, g, want, wg, False, str(ch))
+        got = client.compute(cd.softmax(da.from_array(a[:, :6], chunks=(ch[0], 2)),
+                                        causal=True)).result()
+        _close(got, np.asarray(csoftmax.softmax(a[:, :6], causal=True)), "softmax", np.float32)
