@@ -1,11 +1,15 @@
-"""csoftmax over Dask arrays: softmax, log_softmax and logsumexp, lazily.
+"""csoftmax over Dask arrays: softmax, log_softmax, logsumexp, their
+gradients and cross_entropy, lazily.
 
 Import it as ``csoftmax.dask`` (``import csoftmax`` alone never imports
-dask). Each function takes a ``dask.array.Array`` and returns one, with the
-arguments of its NumPy twin (``axis`` int, tuple or None; ``keepdims`` for
-logsumexp; ``where`` as a NumPy or Dask bool array; ``temperature``;
-``num_threads`` per block) and the same dtype
-policy (float16 -> float16, integers and bool -> float64).
+dask). Each function takes ``dask.array.Array`` input and returns Dask
+arrays, with the arguments of its NumPy twin (``axis`` int, tuple or None;
+``keepdims`` for logsumexp; ``where`` as a NumPy or Dask bool array;
+``causal``; ``temperature``; ``num_threads`` per block; for the training
+functions ``dy`` and ``target`` as Dask or NumPy arrays, rechunked to the
+first argument's chunks) and the same dtype policy (float16 -> float16,
+integers and bool -> float64). ``out=`` is not carried over (Dask arrays are
+immutable).
 
 Two plans, chosen from the chunking:
 
@@ -37,6 +41,18 @@ Special values follow the NumPy functions exactly in both plans: a NaN makes
 its slice NaN, -inf entries give 0 (softmax) / -inf (log_softmax), all -inf
 gives NaN (logsumexp: -inf), one +inf gives a one-hot slice, several +inf
 give NaN at the +inf entries.
+
+``causal=True`` (softmax, log_softmax, logsumexp) is the NumPy path's mask
+(query i sees keys j <= i over the last two axes, reduced over the last),
+made per block from the block's offsets (one small task per block of the
+last two axes) and combined with ``where``; then either plan above.
+
+The gradients (``softmax_backward``, ``log_softmax_backward``) and
+``cross_entropy`` follow the same two plans: within one chunk the NumPy
+kernel per block (bitwise); across chunks a tree reduction of per-block
+double-double sums (sum(dy * y), sum(dy); for cross_entropy the stats of
+logsumexp above, then the partial sums of its loss formulas) and one
+blockwise pass. Their accuracy is stated in their docstrings.
 """
 import numpy as np
 
@@ -394,6 +410,12 @@ def softmax(x, axis=-1, *, where=None, causal=False, temperature=None, num_threa
     where : array_like of bool or dask.array.Array, optional
         Entries to include, broadcast to ``x``'s shape (rechunked to its
         chunks); excluded entries give 0 (see `csoftmax.softmax`).
+    causal : bool, default False
+        The causal mask of attention (see `csoftmax.softmax`): for ``x`` of
+        shape (..., queries, keys) reduced over the last axis only, query
+        ``i`` includes keys ``j <= i``. Made per block from the block
+        offsets, never as one array; with ``where``, both must include an
+        entry.
     temperature : float, optional
         Softmax of ``x / temperature`` (see `csoftmax.softmax`).
     num_threads : int or None
@@ -425,6 +447,10 @@ def softmax(x, axis=-1, *, where=None, causal=False, temperature=None, num_threa
     >>> x = da.from_array([[1.0, 2.0, 3.0, 4.0]], chunks=(1, 2))
     >>> csoftmax.dask.softmax(x).compute()
     array([[0.0320586 , 0.08714432, 0.23688282, 0.64391426]])
+    >>> csoftmax.dask.softmax(da.zeros((3, 3), chunks=2), causal=True).compute()
+    array([[1.        , 0.        , 0.        ],
+           [0.5       , 0.5       , 0.        ],
+           [0.33333333, 0.33333333, 0.33333333]])
     """
     return _elementwise("softmax", x, axis, temperature, num_threads, split_every, reread,
                         where, causal)
@@ -466,6 +492,8 @@ def logsumexp(x, axis=-1, *, keepdims=False, where=None, causal=False, temperatu
         Keep the reduced axes as axes of length 1.
     where : array_like of bool or dask.array.Array, optional
         Entries to include (see `softmax`); a slice with none gives -inf.
+    causal : bool, default False
+        As in `softmax`.
     temperature, num_threads, split_every
         As in `softmax`.
 

@@ -636,3 +636,31 @@ def test_distributed_training_functions(client):
         got = client.compute(cd.softmax(da.from_array(a[:, :6], chunks=(ch[0], 2)),
                                         causal=True)).result()
         _close(got, np.asarray(csoftmax.softmax(a[:, :6], causal=True)), "softmax", np.float32)
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps,
+                    reason="longdouble is float64 here")
+def test_longdouble_training_functions():
+    """longdouble through the gradients and cross_entropy across chunks:
+    longdouble results, within 2**-50 (relative to the slice's scale) of
+    the NumPy path's longdouble twin (whose sums are plain and whose
+    label-smoothing q is formed in double)."""
+    rng = np.random.default_rng(43)
+    a = (rng.standard_normal((4, 30)) * 3).astype(np.longdouble)
+    dy = rng.standard_normal((4, 30)).astype(np.longdouble)
+    t = rng.integers(0, 30, 4)
+    x = da.from_array(a, chunks=(2, 7))
+    for name, inp in (("softmax_backward", np.asarray(csoftmax.softmax(a))),
+                      ("log_softmax_backward", np.asarray(csoftmax.log_softmax(a)))):
+        got = getattr(cd, name)(da.from_array(inp, chunks=(2, 7)), dy).compute(scheduler="threads")
+        want = getattr(csoftmax, name)(inp, dy)
+        assert got.dtype == np.longdouble
+        assert np.all(np.abs(got - want) <= 2.0 ** -50 * np.max(np.abs(want), axis=-1,
+                                                                keepdims=True)), name
+    loss, g = cd.cross_entropy(x, t, reduction="none", label_smoothing=0.1, return_grad=True)
+    wl, wg = csoftmax.cross_entropy(a, t, reduction="none", label_smoothing=0.1,
+                                    return_grad=True)
+    loss, g = loss.compute(scheduler="threads"), g.compute(scheduler="threads")
+    assert loss.dtype == g.dtype == np.longdouble
+    assert np.all(np.abs(loss - wl) <= 2.0 ** -50 * np.abs(wl))
+    assert np.all(np.abs(g - wg) <= 2.0 ** -50)
