@@ -664,3 +664,18 @@ def test_longdouble_training_functions():
     assert loss.dtype == g.dtype == np.longdouble
     assert np.all(np.abs(loss - wl) <= 2.0 ** -50 * np.abs(wl))
     assert np.all(np.abs(g - wg) <= 2.0 ** -50)
+
+
+def test_readme_training_example():
+    """The README's training-functions example runs as written (scaled down)."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    sec = text[text.index("**Training functions.**"):]
+    block = re.search(r"```python\n(.*?)```", sec, re.S).group(1)
+    small = (block.replace("(1000, 5000)", "(40, 300)").replace("(250, 1000)", "(10, 70)")
+             .replace("5000", "300").replace("1000)", "40)"))
+    assert small != block
+    with __import__("dask").config.set(scheduler="threads"):
+        exec(compile(small, "README.md", "exec"), {})  # noqa: S102 - our own README
