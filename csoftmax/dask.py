@@ -1058,9 +1058,8 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     eps = float(label_smoothing)
     ii = int(ignore_index)
     C = x.shape[ax]
-    if probs:
-        count = da.from_array(np.asarray(float(np.prod(x.shape) // max(C, 1)
-                                               if C else np.prod(x.shape[:ax] + x.shape[ax + 1:]))))
+    if probs:                           # every slice counts
+        count = da.from_array(np.asarray(float(np.prod(x.shape[:ax] + x.shape[ax + 1:]))))
     else:
         count = da.sum(t != ii, dtype=np.float64)
     scale = da.where(count > 0, count, 1.0) if reduction == "mean" else \

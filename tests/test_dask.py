@@ -428,7 +428,8 @@ def _ce_close(a, t, ax, eps, probs, red, loss, grad, want, wgrad, bitwise, msg):
     targets of the bound's scale sum|q_c|(lse - x_c) (as the NumPy path's
     own bound). Gradient: within 4 eps (float64) / 2 eps (float32, float16)
     of max(softmax, |q|) / count, the NumPy path's bound form, where
-    softmax * sum(q) - q cancels."""
+    softmax * sum(q) - q cancels (plus as many subnormal steps, for
+    gradients below the normal range)."""
     dt = np.asarray(want).dtype
     loss, grad, want = np.asarray(loss), np.asarray(grad), np.asarray(want)
     assert loss.shape == want.shape and loss.dtype == dt, msg
@@ -462,7 +463,8 @@ def _ce_close(a, t, ax, eps, probs, red, loss, grad, want, wgrad, bitwise, msg):
         np.put_along_axis(q, tt, np.take_along_axis(q, tt, ax) + (1 - eps), ax)
         count = int(np.sum(t != -100))
     scale = max(count, 1) if red == "mean" else 1
-    tol = (4 if dt == np.float64 else 2) * np.finfo(dt).eps * np.maximum(p, q) / scale
+    tol = (4 if dt == np.float64 else 2) * (np.finfo(dt).eps * np.maximum(p, q) / scale
+                                            + np.finfo(dt).smallest_subnormal)
     gfin = np.isfinite(wgrad)
     err = np.abs(grad.astype(np.float64) - wgrad.astype(np.float64))
     assert np.all(err[gfin] <= tol[gfin]), (float(np.max((err / tol)[gfin])), msg)
