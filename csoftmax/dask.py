@@ -892,7 +892,7 @@ def _ce_parts(xb, st, tb, *, ax, probs, eps, C, ii, wd, odt, block_info=None):
     return out
 
 
-def _ce_loss(st, parts, tb, *, probs, eps, C, ii, odt):
+def _ce_loss(st, parts, tb=None, *, probs, eps, C, ii, odt):
     """Per slice loss from the stats (L = log1p(S - 1)) and the summed
     partials, with the NumPy kernel's formulas."""
     M = st["m"]
@@ -1091,13 +1091,9 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
                            probs=probs, eps=eps, C=C, ii=ii, wd=wd, odt=odt,
                            name="csoftmax-cross_entropy-parts")
         sums = _dd_reduce(parts, (ax,), split_every, "csoftmax-cross_entropy-sums")
-        tl = None if probs else t
-        loss = da.map_blocks(_ce_loss, st, sums, *(() if probs else (tl,)), probs=probs,
-                             eps=eps, C=C, ii=ii, odt=odt, dtype=odt, meta=meta,
-                             token="csoftmax-cross_entropy-loss") if not probs else \
-            da.map_blocks(lambda a, b: _ce_loss(a, b, None, probs=True, eps=eps, C=C, ii=ii,
-                                                odt=odt), st, sums, dtype=odt, meta=meta,
-                          token="csoftmax-cross_entropy-loss")
+        targs = () if probs else (t,)         # class indices: the ignored slices
+        loss = da.map_blocks(_ce_loss, st, sums, *targs, probs=probs, eps=eps, C=C, ii=ii,
+                             odt=odt, dtype=odt, meta=meta, token="csoftmax-cross_entropy-loss")
         loss = loss[tuple(0 if i == ax else slice(None) for i in range(x.ndim))]
         grad = None
         if return_grad:
