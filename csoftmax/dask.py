@@ -660,29 +660,40 @@ def _check_grad(name, xname, y, dy, axis, num_threads):
     return y, dy, np.asarray(res).dtype, _red_axes(axis, y.ndim)
 
 
-def _grad_terms(yb, db, axis, wd, log):
-    """Per block: the double-double sum of dy * y (softmax) or dy (log_softmax)."""
+def _grad_terms(yb, db, axis, wd, log, narrow):
+    """Per block: the double-double sum of dy * y (softmax) or dy (log_softmax).
+    narrow (both inputs of at most 24 significant bits): dy * y is exact in
+    double, no product error term."""
     d = np.asarray(db).astype(wd, copy=False)
     out = np.empty(tuple(1 if i in axis else n for i, n in enumerate(d.shape)),
                    _dd_dtype(("s",), wd))
     with np.errstate(invalid="ignore", over="ignore"):
         if log:
             out["s_hi"], out["s_lo"] = _dd_sum(d, axis)
+        elif narrow:
+            out["s_hi"], out["s_lo"] = _dd_sum(np.asarray(yb).astype(wd, copy=False) * d, axis)
         else:
             p, e = _two_prod(np.asarray(yb).astype(wd, copy=False), d)
             out["s_hi"], out["s_lo"] = _dd_sum(p, axis, e)
     return out
 
 
-def _final_grad(yb, db, st, wd, odt, log):
+def _final_grad(yb, db, st, wd, odt, log, narrow):
     """dx = y * ((dy - hi) - lo) (softmax) or dy - exp(logp) (hi + lo)
     (log_softmax), each difference formed with its exact rounding error:
-    one rounding for dy - s, one for the product (the NumPy kernel's order)."""
+    one rounding for dy - s, one for the product (the NumPy kernel's order).
+    narrow (a result of at most 24 significant bits): log_softmax's
+    exp(logp) * s in plain double, its 2**-53 relative error far below the
+    result's rounding."""
     y = np.asarray(yb).astype(wd, copy=False)
     d = np.asarray(db).astype(wd, copy=False)
     hi, lo = st["s_hi"], st["s_lo"]
     with np.errstate(invalid="ignore", over="ignore"):
-        if log:
+        if log and narrow:
+            e = np.exp(y)
+            s_ = d - e * hi
+            dx = np.where(np.isfinite(s_), s_ - e * lo, s_)
+        elif log:
             e = np.exp(y)
             p, pe = _two_prod(e, np.broadcast_to(hi, e.shape))
             s, err = _two_sum(d, -p)
@@ -705,9 +716,11 @@ def _grad(name, xname, y, dy, axis, num_threads, split_every):
     wd = _work_dtype(odt)
     log = name == "log_softmax_backward"
     parts = _per_block(_grad_terms, y, red, _dd_dtype(("s",), wd), dy, axis=red, wd=wd,
-                       log=log, name=f"csoftmax-{name}-parts")
+                       log=log, narrow=_narrow(y.dtype) and _narrow(dy.dtype),
+                       name=f"csoftmax-{name}-parts")
     st = _dd_reduce(parts, red, split_every, f"csoftmax-{name}-sum")
-    return da.map_blocks(_final_grad, y, dy, st, wd=wd, odt=odt, log=log, dtype=odt, meta=meta,
+    return da.map_blocks(_final_grad, y, dy, st, wd=wd, odt=odt, log=log,
+                         narrow=_narrow(odt), dtype=odt, meta=meta,
                          token=f"csoftmax-{name}")
 
 
