@@ -577,7 +577,9 @@ def _rows_last(t, axis):
 def _dd_sum(t, axis, lo=None):
     """(hi, lo): the sum of t over `axis` (keepdims) as a double-double, plus
     the sum of `lo` (error terms of t, same shape). hi is the plain IEEE sum
-    where it is not finite (lo 0 there)."""
+    where it is not finite (lo 0 there). Each level adds the two halves of
+    the row with TwoSum (contiguous halves; an odd last column is added to
+    the first); an error term is non-finite only if the row's sum is."""
     shape = tuple(1 if i in axis else n for i, n in enumerate(t.shape))
     with np.errstate(invalid="ignore", over="ignore"):
         a = _rows_last(t, axis)
@@ -587,10 +589,14 @@ def _dd_sum(t, axis, lo=None):
         if a.shape[-1] == 0:
             a = np.zeros(a.shape[:-1] + (1,), t.dtype)
         while a.shape[-1] > 1:
-            if a.shape[-1] % 2:
-                a = np.concatenate([a, np.zeros(a.shape[:-1] + (1,), a.dtype)], axis=-1)
-            s, e = _two_sum(a[..., 0::2], a[..., 1::2])
-            err += np.sum(_fin0(e), axis=-1)
+            n = a.shape[-1]
+            h = n // 2
+            s, e = _two_sum(a[..., :h], a[..., h:2 * h])
+            err += np.sum(e, axis=-1)
+            if n % 2:
+                s0, e0 = _two_sum(s[..., 0], a[..., -1])
+                s[..., 0] = s0
+                err += e0
             a = s
         hi, lo2 = _two_sum(a[..., 0], err)
         fin = np.isfinite(a[..., 0])
