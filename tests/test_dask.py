@@ -681,3 +681,30 @@ def test_readme_training_example():
     assert small != block
     with __import__("dask").config.set(scheduler="threads"):
         exec(compile(small, "README.md", "exec"), {})  # noqa: S102 - our own README
+
+
+def test_double_double_sum_is_accurate():
+    """The cascade behind the spanning plans' sums: hi is the correctly
+    rounded sum (math.fsum) and hi + lo is within 2**-100 of the exact sum,
+    on terms of wide magnitudes with cancellation; inf/NaN rows give the
+    IEEE sum with lo = 0."""
+    import math
+    from fractions import Fraction
+
+    rng = np.random.default_rng(44)
+    x = rng.standard_normal((6, 1001)) * np.exp(rng.standard_normal((6, 1001)) * 10)
+    x[0, :500] *= -1
+    x[1, 1:] = -x[1, :-1]                       # heavy cancellation
+    for red, ax in ((x, (1,)), (x.T.copy(), (0,))):
+        hi, lo = cd._dd_sum(red, ax)
+        for r in range(6):
+            row = x[r]
+            ex = sum(Fraction(float(v)) for v in row)
+            h, lw = float(hi.reshape(-1)[r]), float(lo.reshape(-1)[r])
+            assert h == math.fsum(row)
+            assert abs(Fraction(h) + Fraction(lw) - ex) <= Fraction(2) ** -100 * max(
+                abs(ex), Fraction(2) ** -1000)
+    y = np.array([[1.0, np.inf, 2.0], [np.inf, -np.inf, 1.0], [np.nan, 1.0, 1.0]])
+    hi, lo = cd._dd_sum(y, (1,))
+    assert np.array_equal(hi[:, 0], [np.inf, np.nan, np.nan], equal_nan=True)
+    assert not lo.any()
