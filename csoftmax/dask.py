@@ -1055,11 +1055,18 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     target, sum(M - x_c) for label smoothing; sum q_c (M - x_c) and sum q_c
     for probabilities), a second tree reduction of those, then the per-slice
     loss (and a blockwise pass for the gradient). Against the NumPy path
-    (tests/test_dask.py): per-slice losses and gradients within 4 ULP
-    (float64) and 1 ULP (float32, float16); probability-target losses within
-    4 ULP of sum |q_c| (lse - x_c). Special values follow the kernel's IEEE
-    formulas (a NaN logit makes its slice's loss and gradient NaN, a -inf
-    logit at the target gives +inf).
+    (tests/test_dask.py): per-slice losses within 4 ULP (float64) and 1 ULP
+    (float32, float16), for probability targets of the bound's scale
+    sum |q_c| (lse - x_c); gradients within 4 eps (float64) and 2 eps
+    (float32, float16) of max(softmax, |q|) / count (the NumPy path's own
+    bound form: softmax * sum(q) - q cancels). Special values follow the
+    kernel's IEEE formulas (a NaN logit makes its slice's loss and gradient
+    NaN, a -inf logit at the target gives +inf). longdouble is computed in
+    longdouble (within 2**-50 of the NumPy twin, whose sums are plain).
+
+    dtypes: the logits' float dtype as `csoftmax.cross_entropy` (float16
+    computed in double and rounded once, integers -> float64); probability
+    targets are cast to it.
 
     Examples
     --------

@@ -423,7 +423,9 @@ def _ce_inputs(rng, shape, ax, dt, probs):
 
 
 def _ce_close(a, t, ax, eps, probs, red, loss, grad, want, wgrad, bitwise, msg):
-    """Loss: bitwise within one chunk ("none"); otherwise within 4 ULP
+    """Class axis within one chunk: per-slice losses and gradients bitwise
+    (a "mean" gradient of float32/float16 within the bounds below, being
+    divided after rounding). Loss: within 4 ULP
     (float64) / 1 ULP (float32, float16) of the NumPy path, for probability
     targets of the bound's scale sum|q_c|(lse - x_c) (as the NumPy path's
     own bound). Gradient: within 4 eps (float64) / 2 eps (float32, float16)
@@ -436,8 +438,9 @@ def _ce_close(a, t, ax, eps, probs, red, loss, grad, want, wgrad, bitwise, msg):
     assert grad.shape == wgrad.shape and grad.dtype == wgrad.dtype, msg
     assert np.array_equal(np.isnan(loss), np.isnan(want)), msg
     assert np.array_equal(np.isnan(grad), np.isnan(wgrad)), msg
-    if bitwise:
-        assert_bitwise(loss, want, msg)
+    if bitwise:                 # class axis within one chunk: the kernel per block
+        if red == "none":
+            assert_bitwise(loss, want, msg)
         if not (red == "mean" and dt != np.float64):
             assert_bitwise(grad, wgrad, msg)
     k = 4 if dt == np.float64 else 1
@@ -493,10 +496,10 @@ def test_cross_entropy_random_chunkings(dt, probs):
         assert loss.shape == np.shape(want)
         only = cd.cross_entropy(x, tgt, axis=ax, reduction=red, label_smoothing=eps)
         got = only.compute(scheduler="threads")
-        bitwise = not _class_spans(x, ax) and red == "none"
+        bitwise = not _class_spans(x, ax)
         _ce_close(a, t, ax, eps, probs, red, got, grad.compute(scheduler="threads"), want,
                   wgrad, bitwise, f"{ax} {chunks} {eps} {red}")
-        if bitwise:                       # one map_blocks of the kernel: no reduction
+        if bitwise and red == "none":     # one map_blocks of the kernel: no reduction
             assert "parts" not in str(only.dask.layers.keys())
 
 
