@@ -1064,9 +1064,10 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     NaN, a -inf logit at the target gives +inf). longdouble is computed in
     longdouble (within 2**-50 of the NumPy twin, whose sums are plain).
 
-    dtypes: the logits' float dtype as `csoftmax.cross_entropy` (float16
-    computed in double and rounded once, integers -> float64); probability
-    targets are cast to it.
+    dtypes: the logits' float dtype as `csoftmax.cross_entropy` (integers
+    -> float64; float16 within one chunk as the NumPy path, in float32,
+    across chunks in double, rounded once); probability targets are cast to
+    it.
 
     Examples
     --------
