@@ -711,3 +711,17 @@ def test_double_double_sum_is_accurate():
     hi, lo = cd._dd_sum(y, (1,))
     assert np.array_equal(hi[:, 0], [np.inf, np.nan, np.nan], equal_nan=True)
     assert not lo.any()
+
+
+def test_training_graphs_grow_linearly():
+    def size(nchunks, op):
+        x = da.ones((4, 64 * nchunks), chunks=(4, 64))
+        if op == "cross_entropy":
+            return len(cd.cross_entropy(x, np.zeros(4, int), label_smoothing=0.1,
+                                        return_grad=True)[1].__dask_graph__())
+        return len(getattr(cd, op)(x, x).__dask_graph__())
+
+    for op in GRADS + ("cross_entropy",):
+        s1, s4, s16 = size(8, op), size(32, op), size(128, op)
+        per1, per2 = (s4 - s1) / 24, (s16 - s4) / 96
+        assert abs(per1 - per2) <= 0.1 * per2, (op, s1, s4, s16)
