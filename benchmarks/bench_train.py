@@ -1,6 +1,6 @@
 """Training kernels of csoftmax side by side with NumPy and torch (not a test).
 
-    python benchmarks/bench_train.py [--markdown] [--repeat N] [--shape R C]
+    python benchmarks/bench_train.py [--markdown] [--repeat N] [--shape R C] [--axis 0]
 
 (after `pip install .`; from a checkout with an in-place build, prefix
 `PYTHONPATH=.`)
@@ -15,7 +15,8 @@ On (4096, 1024) float32 and float64 (default), one thread everywhere
                         | torch.nn.functional.cross_entropy (mean)
   cross_entropy + grad  csoftmax return_grad=True | NumPy loss + softmax - onehot
                         | torch F.cross_entropy forward + autograd backward
-Every figure is the median over --repeat rounds in which the implementations
+--axis 0: the gradients over the first axis instead (the column kernel;
+cross_entropy is left out). Every figure is the median over --repeat rounds in which the implementations
 run back to back (round-robin).
 """
 import argparse
@@ -37,13 +38,14 @@ def np_logsumexp(x):
     return m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
-def cases(R, C, dtype):
+def cases(R, C, dtype, axis=-1):
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((R, C)) * 3).astype(dtype)
     dy = rng.standard_normal((R, C)).astype(dtype)
     t = rng.integers(0, C, R)
-    y = csoftmax.softmax(x)
-    lp = csoftmax.log_softmax(x)
+    y = csoftmax.softmax(x, axis=axis)
+    lp = csoftmax.log_softmax(x, axis=axis)
+    ax = axis
     out = np.empty_like(x)
     rows = np.arange(R)
 
@@ -61,12 +63,12 @@ def cases(R, C, dtype):
 
     c = {
         "softmax_backward": {
-            "csoftmax": lambda: csoftmax.softmax_backward(y, dy, out=out, num_threads=1),
-            "numpy": lambda: y * (dy - (dy * y).sum(axis=-1, keepdims=True)),
+            "csoftmax": lambda: csoftmax.softmax_backward(y, dy, ax, out=out, num_threads=1),
+            "numpy": lambda: y * (dy - (dy * y).sum(axis=ax, keepdims=True)),
         },
         "log_softmax_backward": {
-            "csoftmax": lambda: csoftmax.log_softmax_backward(lp, dy, out=out, num_threads=1),
-            "numpy": lambda: dy - np.exp(lp) * dy.sum(axis=-1, keepdims=True),
+            "csoftmax": lambda: csoftmax.log_softmax_backward(lp, dy, ax, out=out, num_threads=1),
+            "numpy": lambda: dy - np.exp(lp) * dy.sum(axis=ax, keepdims=True),
         },
         "cross_entropy": {
             "csoftmax": lambda: csoftmax.cross_entropy(x, t, num_threads=1),
@@ -81,9 +83,9 @@ def cases(R, C, dtype):
         yt, dyt, lpt = torch.from_numpy(y), torch.from_numpy(dy), torch.from_numpy(lp)
         xt, tt = torch.from_numpy(x), torch.from_numpy(t)
         tdt = yt.dtype
-        c["softmax_backward"]["torch"] = lambda: torch._softmax_backward_data(dyt, yt, -1, tdt)
+        c["softmax_backward"]["torch"] = lambda: torch._softmax_backward_data(dyt, yt, ax, tdt)
         c["log_softmax_backward"]["torch"] = \
-            lambda: torch._log_softmax_backward_data(dyt, lpt, -1, tdt)
+            lambda: torch._log_softmax_backward_data(dyt, lpt, ax, tdt)
 
         def t_ce():
             with torch.no_grad():
@@ -97,6 +99,8 @@ def cases(R, C, dtype):
 
         c["cross_entropy"]["torch"] = t_ce
         c["cross_entropy + grad"]["torch"] = t_ce_grad
+    if axis != -1:  # the class axis of the cross-entropy cases is the last
+        del c["cross_entropy"], c["cross_entropy + grad"]
     return c
 
 
@@ -118,19 +122,21 @@ def main():
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     ap.add_argument("--repeat", type=int, default=15, help="rounds (median reported)")
     ap.add_argument("--shape", type=int, nargs=2, default=(4096, 1024), metavar=("R", "C"))
+    ap.add_argument("--axis", type=int, default=-1, choices=(-1, 0), help="the reduced axis")
     args = ap.parse_args()
     if torch is not None:
         torch.set_num_threads(1)
     R, C = args.shape
     rows = []
     for dtype in (np.float32, np.float64):
-        for op, fns in cases(R, C, dtype).items():
+        for op, fns in cases(R, C, dtype, args.axis).items():
             t = measure(fns, args.repeat)
             rows.append((op, np.dtype(dtype).name, t))
     info = csoftmax.isa_info()["active"]
     tv = torch.__version__ if torch is not None else "not installed"
     if args.markdown:
-        print(f"({R}, {C}), one thread, ISA {info}, torch {tv}; median ms of {args.repeat}\n")
+        print(f"({R}, {C}), axis {args.axis}, one thread, ISA {info}, torch {tv}; "
+              f"median ms of {args.repeat}\n")
         print("| op | dtype | csoftmax | NumPy | torch | vs NumPy | vs torch |")
         print("|---|---|---:|---:|---:|---:|---:|")
         for op, dt, t in rows:
