@@ -74,9 +74,10 @@ cdef extern from "kernels.h" nogil:
 
 # hardening (issue 7): the general path's NumPy work (casts, the float16 and
 # longdouble paths) raises and clears FP flags too, on x86-64 in the x87 unit
-# as well (feraiseexcept, feclearexcept, long double arithmetic): _run saves
-# and restores the whole environment around it (about 0.2 us); the C entry
-# points do so for the kernels themselves (fpenv.h)
+# as well (feraiseexcept, feclearexcept, long double arithmetic): _run and
+# every other general path save and restore the whole environment around it
+# (_fp_enter / _fp_leave below, about 0.2 us); the C entry points do so for
+# the kernels themselves (fpenv.h)
 cdef extern from "fpenv.h" nogil:
     ctypedef struct csm_fpstate:
         pass
@@ -89,6 +90,21 @@ cdef extern from "<fenv.h>" nogil:
     int fegetenv(fenv_t *envp)
     int fesetenv(const fenv_t *envp)
     int fesetround(int mode)
+
+
+cdef inline void _fp_enter(fenv_t *saved) noexcept nogil:
+    """Save the caller's whole FP environment in *saved (x87 and SSE on
+    x86-64) and set the default one: round to nearest, and the kernels' IEEE
+    defaults (csm_fp_enter: no FTZ/DAZ, exceptions masked). Pair every call
+    with _fp_leave(saved) in a `finally:` (error paths included)."""
+    fegetenv(saved)
+    fesetround(FE_TONEAREST)
+    csm_fp_enter()
+
+
+cdef inline void _fp_leave(const fenv_t *saved) noexcept nogil:
+    """Give the caller's environment back, exception flags included."""
+    fesetenv(saved)
 
 
 csm_init()
@@ -683,13 +699,11 @@ cdef object _run(int op, object x, object axis, object out, bint keepdims, objec
     # environment (NumPy's casts round to nearest, no FTZ/DAZ) and gives the
     # caller's back, exception flags included
     cdef fenv_t fpenv
-    fegetenv(&fpenv)
-    fesetround(FE_TONEAREST)
-    csm_fp_enter()
+    _fp_enter(&fpenv)
     try:
         return _run_general(op, x, axis, out, keepdims, nt)
     finally:
-        fesetenv(&fpenv)
+        _fp_leave(&fpenv)
 
 
 cdef object _run_opt(int op, object x, object axis, object out, bint keepdims,
@@ -702,13 +716,11 @@ cdef object _run_opt(int op, object x, object axis, object out, bint keepdims,
         raise TypeError(f"{name}: causal must be True or False, got {causal!r}")
     cdef double T = _check_temperature(temperature, name)
     cdef fenv_t fpenv
-    fegetenv(&fpenv)
-    fesetround(FE_TONEAREST)
-    csm_fp_enter()
+    _fp_enter(&fpenv)
     try:
         return _run_general(op, x, axis, out, keepdims, nt, where, bool(causal), T)
     finally:
-        fesetenv(&fpenv)
+        _fp_leave(&fpenv)
 
 
 cdef double _check_temperature(object t, str name) except -1.0:
@@ -1234,9 +1246,7 @@ cdef object _run_grad(int op, object x, object dy, object axis, object out, obje
         if out.size and np.may_share_memory(out, da) and not _same_view(out, da):
             raise ValueError(f"{name}: out overlaps dy without being dy itself")
     cdef fenv_t fpenv
-    fegetenv(&fpenv)
-    fesetround(FE_TONEAREST)
-    csm_fp_enter()
+    _fp_enter(&fpenv)
     try:
         if dt.itemsize > 8:                 # longdouble: the NumPy twin
             from csoftmax import _reference
@@ -1266,7 +1276,7 @@ cdef object _run_grad(int op, object x, object dy, object axis, object out, obje
             out[...] = y
         return out
     finally:
-        fesetenv(&fpenv)
+        _fp_leave(&fpenv)
 
 
 def softmax_backward(y, dy, axis=-1, *, out=None, num_threads=None):
@@ -1582,9 +1592,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
         if out.size and (np.may_share_memory(out, xa) or np.may_share_memory(out, ta)):
             raise ValueError(f"{name}: out overlaps logits or target")
     cdef fenv_t fpenv
-    fegetenv(&fpenv)
-    fesetround(FE_TONEAREST)
-    csm_fp_enter()
+    _fp_enter(&fpenv)
     try:
         if dt.itemsize > 8 or dt.itemsize == 2:
             if dt.itemsize > 8:                 # longdouble: the NumPy twin
@@ -1626,7 +1634,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
             loss = loss[()]
         return (loss, grad) if return_grad else loss
     finally:
-        fesetenv(&fpenv)
+        _fp_leave(&fpenv)
 
 
 # ---- C-API capsule (issue 6) ----
@@ -1762,13 +1770,11 @@ cdef object _lse_ext(object x, object axis, bint keepdims, object out, object nu
     """logsumexp with b= or return_sign= (or complex x): see logsumexp."""
     cdef int nt = 0 if num_threads is None else _check_threads(num_threads, "logsumexp")
     cdef fenv_t fpenv
-    fegetenv(&fpenv)
-    fesetround(FE_TONEAREST)
-    csm_fp_enter()
+    _fp_enter(&fpenv)
     try:
         return _lse_ext_general(x, axis, keepdims, out, nt, b, return_sign)
     finally:
-        fesetenv(&fpenv)
+        _fp_leave(&fpenv)
 
 
 cdef object _lse_ext_general(object x, object axis, bint keepdims, object out, int nt,
@@ -2017,9 +2023,7 @@ class LogSumExp:
         self._check_like(dt, xa.ndim, kshape, "update")
         wdt = _f32 if dt.itemsize == 2 else dt
         cdef fenv_t fpenv
-        fegetenv(&fpenv)
-        fesetround(FE_TONEAREST)
-        csm_fp_enter()
+        _fp_enter(&fpenv)
         try:
             rows = 1
             for v in kshape:
@@ -2035,7 +2039,7 @@ class LogSumExp:
             else:
                 _merge_into(self._state, st)
         finally:
-            fesetenv(&fpenv)
+            _fp_leave(&fpenv)
         return self
 
     def merge(self, other):
