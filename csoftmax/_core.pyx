@@ -795,18 +795,7 @@ cdef object _run_general(int op, object x, object axis, object out, bint keepdim
         rshape = xa.shape
     # ---- out: every check before anything is computed or written
     if out is not None:
-        if not isinstance(out, _ndarray):
-            raise TypeError(f"{name}: out must be a numpy.ndarray, got {type(out).__name__}")
-        if out.dtype != dt:
-            raise TypeError(f"{name}: out has dtype {out.dtype}, expected {dt} "
-                            f"(the result dtype for input dtype {xa.dtype})")
-        if out.shape != rshape:
-            raise ValueError(f"{name}: out has shape {out.shape}, expected {rshape}")
-        if not out.flags.writeable:
-            raise ValueError(f"{name}: out is read-only")
-        if _self_overlapping(out):
-            raise ValueError(f"{name}: out has overlapping elements (a broadcast view), or "
-                             "strides that interleave its elements; pass a plain array")
+        _check_out(out, dt, rshape, name, "out", xa.dtype)
     # ---- dtype policy
     if dt.itemsize > 8:                 # longdouble: NumPy reference path
         from csoftmax import _reference
@@ -1204,12 +1193,17 @@ cdef object _grad_native(int op, object xa, object da, list red, object y, str n
     return y
 
 
-cdef object _check_out(object out, object dt, tuple shape, str name, str what="out"):
+cdef object _check_out(object out, object dt, tuple shape, str name, str what="out",
+                       object src_dtype=None):
     """Every check of a given `out` (named `what` in the messages) of the
-    result's dtype and shape."""
+    result's dtype and shape. src_dtype: the input's dtype, named in the
+    dtype error as the one `dt` is the result dtype of (None: not named)."""
     if not isinstance(out, _ndarray):
         raise TypeError(f"{name}: {what} must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != dt:
+        if src_dtype is not None:
+            raise TypeError(f"{name}: {what} has dtype {out.dtype}, expected {dt} "
+                            f"(the result dtype for input dtype {src_dtype})")
         raise TypeError(f"{name}: {what} has dtype {out.dtype}, expected {dt}")
     if out.shape != shape:
         raise ValueError(f"{name}: {what} has shape {out.shape}, expected {shape}")
