@@ -285,6 +285,14 @@ cdef object _result_dtype(object dt, str name):
                     "integer or bool dtype)")
 
 
+cdef object _native(object a, object dt):
+    """a as an aligned array of dtype dt in native byte order: a itself when
+    it is one, else a copy."""
+    if (a.dtype is dt or a.dtype == dt) and a.flags.aligned and a.dtype.isnative:
+        return a
+    return np.array(a, dtype=dt, copy=True)
+
+
 cdef list _normalize_axis(object axis, int ndim, str name):
     """Sorted list of the reduced axes."""
     cdef list axes
@@ -813,10 +821,7 @@ cdef object _run_general(int op, object x, object axis, object out, bint keepdim
         with np.errstate(over="ignore"):   # beyond float16's range: +-inf, silently
             res = np.asarray(res).astype(dt)
         return _finish(res, out)
-    work = xa
-    if not (work.dtype is dt or work.dtype == dt) or not work.flags.aligned \
-            or not work.dtype.isnative:
-        work = np.array(work, dtype=dt, copy=True)
+    work = _native(xa, dt)
     # ---- output
     if out is None:
         y = _alloc_lse(work, red, dt) if op == OP_LOGSUMEXP else np.empty_like(work)
@@ -1253,11 +1258,7 @@ cdef object _run_grad(int op, object x, object dy, object axis, object out, obje
             with np.errstate(over="ignore"):
                 res = res.astype(dt)
             return _finish(res, out)
-        work_x, work_d = xa, da
-        if not (work_x.dtype == dt and work_x.flags.aligned and work_x.dtype.isnative):
-            work_x = np.array(work_x, dtype=dt, copy=True)
-        if not (work_d.dtype == dt and work_d.flags.aligned and work_d.dtype.isnative):
-            work_d = np.array(work_d, dtype=dt, copy=True)
+        work_x, work_d = _native(xa, dt), _native(da, dt)
         y = out
         if y is None or not y.flags.aligned or (y.size and np.may_share_memory(y, work_d)
                                                   and not _same_view(y, work_d)):
@@ -1603,13 +1604,9 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
                     grad = grad.astype(dt)
             loss = _finish(loss, out)
             return (loss, grad) if return_grad else loss
-        work = xa
-        if not (work.dtype == dt and work.flags.aligned and work.dtype.isnative):
-            work = np.array(work, dtype=dt, copy=True)
+        work = _native(xa, dt)
         if probs:
-            tw = ta
-            if not (tw.dtype == dt and tw.flags.aligned and tw.dtype.isnative):
-                tw = np.array(tw, dtype=dt, copy=True)
+            tw = _native(ta, dt)
         else:
             tw = ta.astype(np.int64)            # checked above: in range or ignore_index
         loss = out if out is not None and out.flags.aligned else np.empty(rshape, dt)
@@ -1838,9 +1835,7 @@ cdef object _lse_ext_general(object x, object axis, bint keepdims, object out, i
         wdt = _f32
     else:
         wdt = dt
-    work = xa
-    if not (work.dtype == wdt) or not work.flags.aligned or not work.dtype.isnative:
-        work = np.array(work, dtype=wdt, copy=True)
+    work = _native(xa, wdt)
     bwk = np.broadcast_to(np.asarray(ba, dtype=wdt), xa.shape)
     if not bwk.flags.aligned:
         bwk = np.broadcast_to(np.array(ba, dtype=wdt, copy=True), xa.shape)
