@@ -73,6 +73,15 @@ cdef csoftmax.csm_ce_args _ce_args(int reduction, double label_smoothing,
     return a
 
 
+cdef int _ce(const floating[:, ::1] x, floating[::1] loss, const csoftmax.csm_ce_args *a,
+             double *total) noexcept nogil:
+    """The cross-entropy kernel of x's type over the rows of x."""
+    cdef csoftmax.csm_layout L = csoftmax.rows_reduced(x.shape[0], x.shape[1])
+    if floating is float:
+        return csoftmax.cross_entropy_f32(&x[0, 0], &loss[0], &L, a, total, 0)
+    return csoftmax.cross_entropy_f64(&x[0, 0], &loss[0], &L, a, total, 0)
+
+
 def cross_entropy(const floating[:, ::1] x, const int64_t[::1] target, floating[::1] loss,
                   floating[:, ::1] grad, int reduction, double label_smoothing,
                   int64_t ignore_index):
@@ -80,7 +89,6 @@ def cross_entropy(const floating[:, ::1] x, const int64_t[::1] target, floating[
     (one per row): the losses into loss, the gradient of the reduced loss
     (reduction: csoftmax.CSM_REDUCE_*) into grad (x's shape). Returns
     (status, total): total the mean or sum of the losses."""
-    cdef csoftmax.csm_layout L = csoftmax.rows_reduced(x.shape[0], x.shape[1])
     cdef csoftmax.csm_ce_args a = _ce_args(reduction, label_smoothing, grad)
     a.target.p = &target[0]
     a.target.outer = 1                  # one index per row
@@ -90,10 +98,7 @@ def cross_entropy(const floating[:, ::1] x, const int64_t[::1] target, floating[
     cdef double total = 0.0
     cdef int rc
     with nogil:
-        if floating is float:
-            rc = csoftmax.cross_entropy_f32(&x[0, 0], &loss[0], &L, &a, &total, 0)
-        else:
-            rc = csoftmax.cross_entropy_f64(&x[0, 0], &loss[0], &L, &a, &total, 0)
+        rc = _ce(x, loss, &a, &total)
     return rc, total
 
 
@@ -101,7 +106,6 @@ def cross_entropy_probs(const floating[:, ::1] x, const floating[:, ::1] p,
                         floating[::1] loss, floating[:, ::1] grad, int reduction,
                         double label_smoothing):
     """cross_entropy with a probability target p (x's shape)."""
-    cdef csoftmax.csm_layout L = csoftmax.rows_reduced(x.shape[0], x.shape[1])
     cdef csoftmax.csm_ce_args a = _ce_args(reduction, label_smoothing, grad)
     a.target.p = &p[0, 0]
     a.target.outer = p.shape[1]
@@ -111,10 +115,7 @@ def cross_entropy_probs(const floating[:, ::1] x, const floating[:, ::1] p,
     cdef double total = 0.0
     cdef int rc
     with nogil:
-        if floating is float:
-            rc = csoftmax.cross_entropy_f32(&x[0, 0], &loss[0], &L, &a, &total, 0)
-        else:
-            rc = csoftmax.cross_entropy_f64(&x[0, 0], &loss[0], &L, &a, &total, 0)
+        rc = _ce(x, loss, &a, &total)
     return rc, total
 
 
