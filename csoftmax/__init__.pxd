@@ -25,7 +25,7 @@
 # import, the kernel functions return CSM_ENOAPI and write nothing.
 
 from libc.stddef cimport ptrdiff_t
-from libc.stdint cimport uint32_t
+from libc.stdint cimport int64_t, uint32_t
 
 cdef extern from "csoftmax/csoftmax_capi.h":
     # versions of the headers this module is compiled against
@@ -40,6 +40,7 @@ cdef extern from "csoftmax/csoftmax_capi.h":
     int CSM_OK                         # success
     int CSM_EINVAL                     # NULL layout, or NULL pointer with a non-empty array
     int CSM_EISA                       # (csm_set_isa only; not reachable from here)
+    int CSM_ERANGE                     # cross_entropy: a class index out of range
     int CSM_ENOAPI                     # import_csoftmax() has not succeeded in this module
 
     ctypedef enum csm_isa:
@@ -55,11 +56,6 @@ cdef extern from "csoftmax/csoftmax_capi.h":
         ptrdiff_t x_outer, x_n, x_inner
         ptrdiff_t y_outer, y_n, y_inner
 
-    # a further operand (weights): base pointer and element strides, 0 where broadcast
-    ctypedef struct csm_operand:
-        const void *p
-        ptrdiff_t outer, n, inner
-
     ctypedef int (*csm_f32_fn)(const float *x, float *y, const csm_layout *L) noexcept nogil
     ctypedef int (*csm_f64_fn)(const double *x, double *y, const csm_layout *L) noexcept nogil
     ctypedef int (*csm_f32_mt_fn)(const float *x, float *y, const csm_layout *L,
@@ -67,8 +63,9 @@ cdef extern from "csoftmax/csoftmax_capi.h":
     ctypedef int (*csm_f64_mt_fn)(const double *x, double *y, const csm_layout *L,
                                   int threads) noexcept nogil
 
-    # a further operand in the call's geometry, and the options of the _ex
-    # kernels: temperature, where= mask (csoftmax.h documents each member)
+    # a further operand in the call's geometry (dy, weights, a mask: base
+    # pointer and element strides, 0 where broadcast), and the options of the
+    # _ex kernels: temperature, where= mask (csoftmax.h documents each member)
     ctypedef struct csm_operand:
         const void *p
         ptrdiff_t outer, n, inner
@@ -85,6 +82,25 @@ cdef extern from "csoftmax/csoftmax_capi.h":
                                     const csm_layout *L, int threads) noexcept nogil
     ctypedef int (*csm_f64_grad_fn)(const double *x, const csm_operand *dy, double *dx,
                                     const csm_layout *L, int threads) noexcept nogil
+    # fused cross-entropy (issue 8): its arguments and reductions (csoftmax.h
+    # documents each member)
+    int CSM_REDUCE_NONE
+    int CSM_REDUCE_MEAN
+    int CSM_REDUCE_SUM
+    ctypedef struct csm_ce_args:
+        csm_operand target
+        int probs
+        int64_t ignore_index
+        double label_smoothing
+        int reduction
+        void *grad
+        ptrdiff_t grad_outer, grad_n, grad_inner
+    ctypedef int (*csm_f32_ce_fn)(const float *x, float *loss, const csm_layout *L,
+                                  const csm_ce_args *a, double *total,
+                                  int threads) noexcept nogil
+    ctypedef int (*csm_f64_ce_fn)(const double *x, double *loss, const csm_layout *L,
+                                  const csm_ce_args *a, double *total,
+                                  int threads) noexcept nogil
 
     # the function table (append-only; only the members known to this header)
     ctypedef struct csm_api:
@@ -116,6 +132,8 @@ cdef extern from "csoftmax/csoftmax_capi.h":
         csm_f64_grad_fn softmax_backward_f64
         csm_f32_grad_fn log_softmax_backward_f32
         csm_f64_grad_fn log_softmax_backward_f64
+        csm_f32_ce_fn cross_entropy_f32
+        csm_f64_ce_fn cross_entropy_f64
         # weights, signs and streaming (issue 8, parts 5 and 6; csoftmax.h)
         int (*logsumexp_weighted_f32)(const float *x, const csm_operand *b, float *y,
                                       float *sign, const csm_layout *L,
@@ -368,3 +386,89 @@ cdef inline int log_softmax_backward_f64(const double *logp, const csm_operand *
     if csm_API == NULL:
         return CSM_ENOAPI
     return csm_API.log_softmax_backward_f64(logp, dy, dx, L, threads)
+
+
+# ---- fused cross-entropy (issue 8; csm_ce_args in csoftmax.h), threads as in
+# the _mt functions
+
+cdef inline int cross_entropy_f32(const float *x, float *loss, const csm_layout *L,
+                                  const csm_ce_args *a, double *total,
+                                  int threads) noexcept nogil:
+    """Fused cross-entropy of every row of logits x (float32): the per-row
+    losses into loss (L's y strides), the gradient into a.grad if not NULL,
+    the mean or sum into *total if not NULL (csm_cross_entropy_f32_mt).
+    CSM_ERANGE: a class index out of range (nothing written)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.cross_entropy_f32(x, loss, L, a, total, threads)
+
+
+cdef inline int cross_entropy_f64(const double *x, double *loss, const csm_layout *L,
+                                  const csm_ce_args *a, double *total,
+                                  int threads) noexcept nogil:
+    """cross_entropy_f32 for float64 (a.grad and probability targets: float64)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.cross_entropy_f64(x, loss, L, a, total, threads)
+
+
+# ---- weights, signs and streaming (issue 8, parts 5 and 6), threads as in
+# the _mt functions
+
+cdef inline int logsumexp_weighted_f32(const float *x, const csm_operand *b, float *y,
+                                       float *sign, const csm_layout *L,
+                                       int threads) noexcept nogil:
+    """y = log|sum b exp(x)| per row (float32), the signs into sign if not
+    NULL; b NULL: all weights 1 (csm_logsumexp_weighted_f32_mt)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.logsumexp_weighted_f32(x, b, y, sign, L, threads)
+
+
+cdef inline int logsumexp_weighted_f64(const double *x, const csm_operand *b, double *y,
+                                       double *sign, const csm_layout *L,
+                                       int threads) noexcept nogil:
+    """logsumexp_weighted_f32 for float64."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.logsumexp_weighted_f64(x, b, y, sign, L, threads)
+
+
+cdef inline int logsumexp_state_f32(const float *x, double *m, double *hi, double *lo,
+                                    const csm_layout *L, int threads) noexcept nogil:
+    """The streaming state of every row of x (float32): its maximum into m
+    and sum exp(x - m) = hi + lo, at L's y offsets (csm_logsumexp_state_f32_mt)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.logsumexp_state_f32(x, m, hi, lo, L, threads)
+
+
+cdef inline int logsumexp_state_f64(const double *x, double *m, double *hi, double *lo,
+                                    const csm_layout *L, int threads) noexcept nogil:
+    """logsumexp_state_f32 for float64 x."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    return csm_API.logsumexp_state_f64(x, m, hi, lo, L, threads)
+
+
+cdef inline int lse_state_merge(double *m, double *hi, double *lo, const double *m2,
+                                const double *hi2, const double *lo2,
+                                size_t count) noexcept nogil:
+    """States 0..count-1 (contiguous) <- their union with states (m2, hi2,
+    lo2) (csm_lse_state_merge). Returns CSM_OK, or CSM_ENOAPI (not
+    imported; nothing written)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    csm_API.lse_state_merge(m, hi, lo, m2, hi2, lo2, count)
+    return CSM_OK
+
+
+cdef inline int lse_state_finish(const double *m, const double *hi, const double *lo,
+                                 double *y, size_t count) noexcept nogil:
+    """y[k] = m[k] + log(hi[k] + lo[k]), the logsumexp of each state
+    (csm_lse_state_finish). Returns CSM_OK, or CSM_ENOAPI (not imported;
+    nothing written)."""
+    if csm_API == NULL:
+        return CSM_ENOAPI
+    csm_API.lse_state_finish(m, hi, lo, y, count)
+    return CSM_OK

@@ -74,9 +74,10 @@ cdef extern from "kernels.h" nogil:
 
 # hardening (issue 7): the general path's NumPy work (casts, the float16 and
 # longdouble paths) raises and clears FP flags too, on x86-64 in the x87 unit
-# as well (feraiseexcept, feclearexcept, long double arithmetic): _run saves
-# and restores the whole environment around it (about 0.2 us); the C entry
-# points do so for the kernels themselves (fpenv.h)
+# as well (feraiseexcept, feclearexcept, long double arithmetic): _run and
+# every other general path save and restore the whole environment around it
+# (_fp_enter / _fp_leave below, about 0.2 us); the C entry points do so for
+# the kernels themselves (fpenv.h)
 cdef extern from "fpenv.h" nogil:
     ctypedef struct csm_fpstate:
         pass
@@ -89,6 +90,21 @@ cdef extern from "<fenv.h>" nogil:
     int fegetenv(fenv_t *envp)
     int fesetenv(const fenv_t *envp)
     int fesetround(int mode)
+
+
+cdef inline void _fp_enter(fenv_t *saved) noexcept nogil:
+    """Save the caller's whole FP environment in *saved (x87 and SSE on
+    x86-64) and set the default one: round to nearest, and the kernels' IEEE
+    defaults (csm_fp_enter: no FTZ/DAZ, exceptions masked). Pair every call
+    with _fp_leave(saved) in a `finally:` (error paths included)."""
+    fegetenv(saved)
+    fesetround(FE_TONEAREST)
+    csm_fp_enter()
+
+
+cdef inline void _fp_leave(const fenv_t *saved) noexcept nogil:
+    """Give the caller's environment back, exception flags included."""
+    fesetenv(saved)
 
 
 csm_init()
@@ -267,6 +283,14 @@ cdef object _result_dtype(object dt, str name):
         return _f64
     raise TypeError(f"{name}: unsupported dtype {dt} (expected a real floating, "
                     "integer or bool dtype)")
+
+
+cdef object _native(object a, object dt):
+    """a as an aligned array of dtype dt in native byte order: a itself when
+    it is one, else a copy."""
+    if (a.dtype is dt or a.dtype == dt) and a.flags.aligned and a.dtype.isnative:
+        return a
+    return np.array(a, dtype=dt, copy=True)
 
 
 cdef list _normalize_axis(object axis, int ndim, str name):
@@ -683,13 +707,11 @@ cdef object _run(int op, object x, object axis, object out, bint keepdims, objec
     # environment (NumPy's casts round to nearest, no FTZ/DAZ) and gives the
     # caller's back, exception flags included
     cdef fenv_t fpenv
-    fegetenv(&fpenv)
-    fesetround(FE_TONEAREST)
-    csm_fp_enter()
+    _fp_enter(&fpenv)
     try:
         return _run_general(op, x, axis, out, keepdims, nt)
     finally:
-        fesetenv(&fpenv)
+        _fp_leave(&fpenv)
 
 
 cdef object _run_opt(int op, object x, object axis, object out, bint keepdims,
@@ -702,13 +724,11 @@ cdef object _run_opt(int op, object x, object axis, object out, bint keepdims,
         raise TypeError(f"{name}: causal must be True or False, got {causal!r}")
     cdef double T = _check_temperature(temperature, name)
     cdef fenv_t fpenv
-    fegetenv(&fpenv)
-    fesetround(FE_TONEAREST)
-    csm_fp_enter()
+    _fp_enter(&fpenv)
     try:
         return _run_general(op, x, axis, out, keepdims, nt, where, bool(causal), T)
     finally:
-        fesetenv(&fpenv)
+        _fp_leave(&fpenv)
 
 
 cdef double _check_temperature(object t, str name) except -1.0:
@@ -783,18 +803,7 @@ cdef object _run_general(int op, object x, object axis, object out, bint keepdim
         rshape = xa.shape
     # ---- out: every check before anything is computed or written
     if out is not None:
-        if not isinstance(out, _ndarray):
-            raise TypeError(f"{name}: out must be a numpy.ndarray, got {type(out).__name__}")
-        if out.dtype != dt:
-            raise TypeError(f"{name}: out has dtype {out.dtype}, expected {dt} "
-                            f"(the result dtype for input dtype {xa.dtype})")
-        if out.shape != rshape:
-            raise ValueError(f"{name}: out has shape {out.shape}, expected {rshape}")
-        if not out.flags.writeable:
-            raise ValueError(f"{name}: out is read-only")
-        if _self_overlapping(out):
-            raise ValueError(f"{name}: out has overlapping elements (a broadcast view), or "
-                             "strides that interleave its elements; pass a plain array")
+        _check_out(out, dt, rshape, name, "out", xa.dtype)
     # ---- dtype policy
     if dt.itemsize > 8:                 # longdouble: NumPy reference path
         from csoftmax import _reference
@@ -812,10 +821,7 @@ cdef object _run_general(int op, object x, object axis, object out, bint keepdim
         with np.errstate(over="ignore"):   # beyond float16's range: +-inf, silently
             res = np.asarray(res).astype(dt)
         return _finish(res, out)
-    work = xa
-    if not (work.dtype is dt or work.dtype == dt) or not work.flags.aligned \
-            or not work.dtype.isnative:
-        work = np.array(work, dtype=dt, copy=True)
+    work = _native(xa, dt)
     # ---- output
     if out is None:
         y = _alloc_lse(work, red, dt) if op == OP_LOGSUMEXP else np.empty_like(work)
@@ -1192,12 +1198,17 @@ cdef object _grad_native(int op, object xa, object da, list red, object y, str n
     return y
 
 
-cdef object _check_out(object out, object dt, tuple shape, str name, str what="out"):
+cdef object _check_out(object out, object dt, tuple shape, str name, str what="out",
+                       object src_dtype=None):
     """Every check of a given `out` (named `what` in the messages) of the
-    result's dtype and shape."""
+    result's dtype and shape. src_dtype: the input's dtype, named in the
+    dtype error as the one `dt` is the result dtype of (None: not named)."""
     if not isinstance(out, _ndarray):
         raise TypeError(f"{name}: {what} must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != dt:
+        if src_dtype is not None:
+            raise TypeError(f"{name}: {what} has dtype {out.dtype}, expected {dt} "
+                            f"(the result dtype for input dtype {src_dtype})")
         raise TypeError(f"{name}: {what} has dtype {out.dtype}, expected {dt}")
     if out.shape != shape:
         raise ValueError(f"{name}: {what} has shape {out.shape}, expected {shape}")
@@ -1234,9 +1245,7 @@ cdef object _run_grad(int op, object x, object dy, object axis, object out, obje
         if out.size and np.may_share_memory(out, da) and not _same_view(out, da):
             raise ValueError(f"{name}: out overlaps dy without being dy itself")
     cdef fenv_t fpenv
-    fegetenv(&fpenv)
-    fesetround(FE_TONEAREST)
-    csm_fp_enter()
+    _fp_enter(&fpenv)
     try:
         if dt.itemsize > 8:                 # longdouble: the NumPy twin
             from csoftmax import _reference
@@ -1249,11 +1258,7 @@ cdef object _run_grad(int op, object x, object dy, object axis, object out, obje
             with np.errstate(over="ignore"):
                 res = res.astype(dt)
             return _finish(res, out)
-        work_x, work_d = xa, da
-        if not (work_x.dtype == dt and work_x.flags.aligned and work_x.dtype.isnative):
-            work_x = np.array(work_x, dtype=dt, copy=True)
-        if not (work_d.dtype == dt and work_d.flags.aligned and work_d.dtype.isnative):
-            work_d = np.array(work_d, dtype=dt, copy=True)
+        work_x, work_d = _native(xa, dt), _native(da, dt)
         y = out
         if y is None or not y.flags.aligned or (y.size and np.may_share_memory(y, work_d)
                                                   and not _same_view(y, work_d)):
@@ -1266,7 +1271,7 @@ cdef object _run_grad(int op, object x, object dy, object axis, object out, obje
             out[...] = y
         return out
     finally:
-        fesetenv(&fpenv)
+        _fp_leave(&fpenv)
 
 
 def softmax_backward(y, dy, axis=-1, *, out=None, num_threads=None):
@@ -1582,9 +1587,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
         if out.size and (np.may_share_memory(out, xa) or np.may_share_memory(out, ta)):
             raise ValueError(f"{name}: out overlaps logits or target")
     cdef fenv_t fpenv
-    fegetenv(&fpenv)
-    fesetround(FE_TONEAREST)
-    csm_fp_enter()
+    _fp_enter(&fpenv)
     try:
         if dt.itemsize > 8 or dt.itemsize == 2:
             if dt.itemsize > 8:                 # longdouble: the NumPy twin
@@ -1601,13 +1604,9 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
                     grad = grad.astype(dt)
             loss = _finish(loss, out)
             return (loss, grad) if return_grad else loss
-        work = xa
-        if not (work.dtype == dt and work.flags.aligned and work.dtype.isnative):
-            work = np.array(work, dtype=dt, copy=True)
+        work = _native(xa, dt)
         if probs:
-            tw = ta
-            if not (tw.dtype == dt and tw.flags.aligned and tw.dtype.isnative):
-                tw = np.array(tw, dtype=dt, copy=True)
+            tw = _native(ta, dt)
         else:
             tw = ta.astype(np.int64)            # checked above: in range or ignore_index
         loss = out if out is not None and out.flags.aligned else np.empty(rshape, dt)
@@ -1626,7 +1625,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
             loss = loss[()]
         return (loss, grad) if return_grad else loss
     finally:
-        fesetenv(&fpenv)
+        _fp_leave(&fpenv)
 
 
 # ---- C-API capsule (issue 6) ----
@@ -1762,13 +1761,11 @@ cdef object _lse_ext(object x, object axis, bint keepdims, object out, object nu
     """logsumexp with b= or return_sign= (or complex x): see logsumexp."""
     cdef int nt = 0 if num_threads is None else _check_threads(num_threads, "logsumexp")
     cdef fenv_t fpenv
-    fegetenv(&fpenv)
-    fesetround(FE_TONEAREST)
-    csm_fp_enter()
+    _fp_enter(&fpenv)
     try:
         return _lse_ext_general(x, axis, keepdims, out, nt, b, return_sign)
     finally:
-        fesetenv(&fpenv)
+        _fp_leave(&fpenv)
 
 
 cdef object _lse_ext_general(object x, object axis, bint keepdims, object out, int nt,
@@ -1838,9 +1835,7 @@ cdef object _lse_ext_general(object x, object axis, bint keepdims, object out, i
         wdt = _f32
     else:
         wdt = dt
-    work = xa
-    if not (work.dtype == wdt) or not work.flags.aligned or not work.dtype.isnative:
-        work = np.array(work, dtype=wdt, copy=True)
+    work = _native(xa, wdt)
     bwk = np.broadcast_to(np.asarray(ba, dtype=wdt), xa.shape)
     if not bwk.flags.aligned:
         bwk = np.broadcast_to(np.array(ba, dtype=wdt, copy=True), xa.shape)
@@ -2017,9 +2012,7 @@ class LogSumExp:
         self._check_like(dt, xa.ndim, kshape, "update")
         wdt = _f32 if dt.itemsize == 2 else dt
         cdef fenv_t fpenv
-        fegetenv(&fpenv)
-        fesetround(FE_TONEAREST)
-        csm_fp_enter()
+        _fp_enter(&fpenv)
         try:
             rows = 1
             for v in kshape:
@@ -2035,7 +2028,7 @@ class LogSumExp:
             else:
                 _merge_into(self._state, st)
         finally:
-            fesetenv(&fpenv)
+            _fp_leave(&fpenv)
         return self
 
     def merge(self, other):

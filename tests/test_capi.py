@@ -453,6 +453,107 @@ def test_cython_extension_bitwise(cy_ext, dtype):
     assert_bitwise(s, _python("logsumexp", x))
 
 
+def _members(decls, fn_ptr):
+    """The member names of a list of declarations (C or Cython)."""
+    names = []
+    for d in decls:
+        m = re.search(r"\(\*\s*(\w+)\s*\)", d) if fn_ptr in d else None
+        names += [m.group(1)] if m else re.findall(r"(\w+)\s*(?:,|$)", d.strip())
+    return names
+
+
+def test_pxd_table_is_the_header_table():
+    """csoftmax/__init__.pxd declares every member of csm_api, in the
+    header's order (Cython reads the members by name, so an omission or a
+    swap would not show in a build: this keeps the two in step), and wraps
+    every kernel member in a function of the same name."""
+    body = re.search(r"typedef struct csm_api \{(.*?)\} csm_api;", _header("csoftmax.h"),
+                     re.S).group(1)
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    header = _members([d for d in body.split(";") if d.strip()], "(*")
+    pxd = (PKG / "__init__.pxd").read_text(encoding="utf-8")
+    block = re.search(r"^    ctypedef struct csm_api:\n(.*?)\n\n", pxd, re.S | re.M).group(1)
+    decls = []
+    for line in block.splitlines():
+        line = line.split("#")[0].rstrip()
+        if re.match(r"^ {8}\S", line):
+            decls.append(line)
+        elif line.strip():
+            decls[-1] += " " + line.strip()
+    declared = _members(decls, "(*")
+    assert declared == header
+    wrapped = set(re.findall(r"^cdef inline \w+(?: \*)? ?(\w+)\(", pxd, re.M))
+    kernels = [m for m in header if m not in ("abi_version", "struct_size", "active_isa",
+                                               "isa_name")]
+    assert [m for m in kernels if m not in wrapped] == []
+
+
+@needs_cc
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_cython_extension_cross_entropy(cy_ext, dtype):
+    """cross_entropy_f32/f64 of the .pxd (class indices with ignored rows,
+    and probabilities; every reduction, label smoothing): the per-row
+    losses, the total and the gradient are the bits of
+    csoftmax.cross_entropy; an index out of range is CSM_ERANGE, nothing
+    written."""
+    for name, code in (("NONE", 0), ("MEAN", 1), ("SUM", 2)):
+        assert re.search(rf"^#define CSM_REDUCE_{name} {code}$", _header("csoftmax.h"), re.M)
+    rng = np.random.default_rng(8)
+    x = _rows(dtype)
+    rows, n = x.shape
+    t = rng.integers(0, n, rows).astype(np.int64)
+    t[::4] = -100
+    p = rng.random(x.shape).astype(dtype)
+    p /= p.sum(axis=1, keepdims=True)
+    for reduction, code in (("none", 0), ("mean", 1), ("sum", 2)):
+        for eps in (0.0, 0.25):
+            for target in (t, p):
+                loss = np.full(rows, 7, dtype)
+                grad = np.full_like(x, 7)
+                if target is t:
+                    rc, total = cy_ext.cross_entropy(x, t, loss, grad, code, eps, -100)
+                else:
+                    rc, total = cy_ext.cross_entropy_probs(x, p, loss, grad, code, eps)
+                what = f"{reduction} eps={eps} {'indices' if target is t else 'probs'}"
+                assert rc == 0, what
+                kw = dict(label_smoothing=eps, return_grad=True)
+                want_rows, _ = csoftmax.cross_entropy(x, target, reduction="none", **kw)
+                want, want_grad = csoftmax.cross_entropy(x, target, reduction=reduction, **kw)
+                assert_bitwise(loss, want_rows, what)
+                assert_bitwise(grad, want_grad, what)
+                if reduction != "none":
+                    assert_bitwise(np.asarray(dtype(total)), np.asarray(want), what)
+    bad = t.copy()
+    bad[1] = n                                           # neither in [0, n) nor ignored
+    loss = np.full(rows, 7, dtype)
+    grad = np.full_like(x, 7)
+    rc, _ = cy_ext.cross_entropy(x, bad, loss, grad, 1, 0.0, -100)
+    assert rc == -3                                      # CSM_ERANGE
+    assert (loss == 7).all() and (grad == 7).all()
+
+
+@needs_cc
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_cython_extension_weighted_and_streaming(cy_ext, dtype):
+    """logsumexp_weighted_* and the streaming state (logsumexp_state_*,
+    lse_state_merge, lse_state_finish) of the .pxd give the bits of
+    csoftmax.logsumexp(b=, return_sign=) and of csoftmax.LogSumExp."""
+    x = _rows(dtype)
+    rows, n = x.shape
+    b = np.random.default_rng(9).standard_normal(x.shape).astype(dtype)
+    y = np.full(rows, 7, dtype)
+    sign = np.full(rows, 7, dtype)
+    assert cy_ext.logsumexp_weighted(x, b, y, sign) == 0
+    want, want_sign = csoftmax.logsumexp(x, axis=-1, b=b, return_sign=True)
+    assert_bitwise(y, want)
+    assert_bitwise(sign, want_sign)
+    a, c = np.ascontiguousarray(x[:, :n // 3]), np.ascontiguousarray(x[:, n // 3:])
+    y = np.full(rows, 7, np.float64)
+    assert cy_ext.logsumexp_two_chunks(a, c, y) == 0
+    stream = csoftmax.LogSumExp(axis=-1).update(a).update(c)
+    assert_bitwise(y.astype(dtype), stream.value)
+
+
 @needs_cc
 @pytest.mark.thread_unsafe   # switches the process-wide instruction set
 def test_cython_extension_table(cy_ext):
