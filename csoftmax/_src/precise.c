@@ -88,7 +88,10 @@ static dd expm1_reduced(dd a, double *k_out)
     t.hi = ldexp(t.hi, -9);
     t.lo = ldexp(t.lo, -9);
     /* expm1(t) = t (1 + t/2! + ... + t^9/10!), |t| <= 6.8e-4: error < 2^-110;
-     * Horner with 1/i! as double-doubles (no division in the chain) */
+     * Horner with 1/i! as double-doubles (no division in the chain); the
+     * terms from t^5 on are below 2^-59 t, so their sum R is taken in plain
+     * double (its rounding: below 2^-101 relative), which halves the
+     * double-double chain */
     static const double INV_FACT[11][2] = {
         {0.0, 0.0}, {1.0, 0.0}, {0.5, 0.0},
         {0.16666666666666666, 9.25185853854297e-18},
@@ -99,8 +102,11 @@ static dd expm1_reduced(dd a, double *k_out)
         {2.48015873015873e-05, 2.1511947866775882e-23},
         {2.7557319223985893e-06, -1.858393274046472e-22},
         {2.755731922398589e-07, 2.3767714622250297e-23}};
-    dd sum = {INV_FACT[10][0], INV_FACT[10][1]};
-    for (int i = 9; i >= 1; i--)
+    double R = INV_FACT[10][0];
+    for (int i = 9; i >= 5; i--)
+        R = R * t.hi + INV_FACT[i][0];
+    dd sum = {R, 0.0};
+    for (int i = 4; i >= 1; i--)
         sum = dd_add(dd_mul(sum, t), (dd){INV_FACT[i][0], INV_FACT[i][1]});
     sum = dd_mul(sum, t);
     /* expm1(2u) = expm1(u) * (expm1(u) + 2), nine times */
