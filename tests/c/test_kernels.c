@@ -33,8 +33,9 @@
  *       with no or one kept entry, a bad temperature refused;
  *   (j) training (issue 8): softmax_backward and log_softmax_backward
  *       against a long double oracle (rows 1..67 and 1000, f32 and f64,
- *       the bounds of train.inc), in place over dy bitwise, threads
- *       bitwise; cross_entropy with class targets (loss 2 ULP, gradient
+ *       the bounds of train.inc), in place over dy bitwise, the same
+ *       rows as columns (the strip kernel) bitwise, threads bitwise;
+ *       cross_entropy with class targets (loss 2 ULP, gradient
  *       4 ULP of max(p, q) / count, mean), CSM_ERANGE writing nothing;
  *   (k) logsumexp with weights and signs, and the streaming state
  *       (check_weighted: 2 ULP against long double, cancelling sums,
@@ -1331,6 +1332,34 @@ static void check_training(void)
                     train_check(same_bits(o2, (ptrdiff_t)i, ob, (ptrdiff_t)i, f32),
                                 "backward in place", nn, i, getv(o2, (ptrdiff_t)i, f32),
                                 getv(ob, (ptrdiff_t)i, f32));
+                /* the same rows as columns (the strip kernel): the same bits */
+                {
+                    void *it = xalloc(R * nn, f32), *dt = xalloc(R * nn, f32);
+                    void *ot = xalloc(R * nn, f32);
+                    for (size_t r = 0; r < R; r++)
+                        for (size_t i = 0; i < nn; i++) {
+                            setv(it, (ptrdiff_t)(i * R + r), getv(in, (ptrdiff_t)(r * nn + i), f32), f32);
+                            setv(dt, (ptrdiff_t)(i * R + r), getv(db, (ptrdiff_t)(r * nn + i), f32), f32);
+                        }
+                    csm_layout LT = {1, nn, R, 0, (ptrdiff_t)R, 1, 0, (ptrdiff_t)R, 1};
+                    csm_operand DT = {dt, 0, (ptrdiff_t)R, 1};
+                    if (f32)
+                        (op == 0 ? csm_softmax_backward_f32 : csm_log_softmax_backward_f32)(
+                            (const float *)it, &DT, (float *)ot, &LT);
+                    else
+                        (op == 0 ? csm_softmax_backward_f64 : csm_log_softmax_backward_f64)(
+                            (const double *)it, &DT, (double *)ot, &LT);
+                    for (size_t r = 0; r < R; r++)
+                        for (size_t i = 0; i < nn; i++)
+                            train_check(same_bits(ot, (ptrdiff_t)(i * R + r), ob,
+                                                  (ptrdiff_t)(r * nn + i), f32),
+                                        "backward columns", nn, i,
+                                        getv(ot, (ptrdiff_t)(i * R + r), f32),
+                                        getv(ob, (ptrdiff_t)(r * nn + i), f32));
+                    free(it);
+                    free(dt);
+                    free(ot);
+                }
             }
             /* cross-entropy, class targets, reduction mean, with the gradient */
             for (size_t i = 0; i < R * nn; i++)
