@@ -89,6 +89,7 @@ def check_accuracy(name, got, a, d, dtype):
     return worst
 
 
+@pytest.mark.thread_unsafe   # switches the process-wide instruction set
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("isa_name", ISAS)
@@ -264,6 +265,7 @@ def test_threads_bitwise(name, dtype):
             assert_bitwise(FUNCS[name](a, d, axis=axis, num_threads=nt), want)
 
 
+@pytest.mark.thread_unsafe   # switches the process-wide instruction set
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("isa_name", ISAS)

@@ -86,6 +86,7 @@ def check(x, target, probs=False, eps=0.0, ignore_index=-100, reduction="mean", 
     return loss, grad
 
 
+@pytest.mark.thread_unsafe   # switches the process-wide instruction set
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("isa_name", ISAS)
 def test_class_targets_accuracy(dtype, isa_name):
