@@ -95,6 +95,8 @@ cdef extern from "csoftmax/csoftmax_capi.h":
         int reduction
         void *grad
         ptrdiff_t grad_outer, grad_n, grad_inner
+        const void *weight
+        ptrdiff_t weight_n
     ctypedef int (*csm_f32_ce_fn)(const float *x, float *loss, const csm_layout *L,
                                   const csm_ce_args *a, double *total,
                                   int threads) noexcept nogil

@@ -311,10 +311,11 @@ def log_softmax_backward(logp, dy, axis=-1):
 
 
 def cross_entropy(x, target, axis=-1, reduction="mean", label_smoothing=0.0,
-                  ignore_index=-100):
+                  ignore_index=-100, weight=None):
     """(loss, grad) of csoftmax.cross_entropy in x's dtype (the NumPy twin:
     torch's semantics; the class axis `axis`; integer targets are class
-    indices, float targets probabilities)."""
+    indices, float targets probabilities; weight: None or the C class
+    weights)."""
     x = np.asarray(x)
     target = np.asarray(target)
     ax = normalize_axis_tuple(axis, x.ndim)[0]
@@ -333,8 +334,18 @@ def cross_entropy(x, target, axis=-1, reduction="mean", label_smoothing=0.0,
             q = (1 - eps) * onehot + eps / C if C else onehot
             q = q * np.expand_dims(valid, ax)
             count = x.dtype.type(np.count_nonzero(valid))
+            if weight is not None:
+                wsh = [1] * x.ndim
+                wsh[ax] = C
+                q = q * np.asarray(weight, x.dtype).reshape(wsh)
+                count = np.sum(np.where(valid, np.asarray(weight, x.dtype)[t] if C else 0, 0),
+                               dtype=x.dtype)
         else:
             q = (1 - eps) * target.astype(x.dtype) + (eps / C if C else 0)
+            if weight is not None:
+                wsh = [1] * x.ndim
+                wsh[ax] = C
+                q = q * np.asarray(weight, x.dtype).reshape(wsh)
             valid = np.ones(x.shape[:ax] + x.shape[ax + 1:], bool)
             count = x.dtype.type(valid.size)
         prod = np.where(q == 0, np.where(np.isnan(nlp), np.nan, 0), q * nlp) \
@@ -347,6 +358,10 @@ def cross_entropy(x, target, axis=-1, reduction="mean", label_smoothing=0.0,
             return loss, grad
         total = np.sum(loss)
         if reduction == "mean":
-            total = total / count
-            grad = grad / count if count else grad
+            total = total / count if count or weight is None else x.dtype.type(np.nan)
+            if weight is not None and target.dtype.kind in "iu":
+                grad = np.where(np.expand_dims(valid, ax),
+                                grad / count if count else np.nan * grad, 0)
+            else:
+                grad = grad / count if count else grad
         return x.dtype.type(total), grad.astype(x.dtype)

@@ -980,7 +980,7 @@ def _ce_total(loss, reduction, count, split_every):
     def fin(hi, lo, c):
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             v = hi + lo
-            v = v / float(c) if reduction == "mean" else v
+            v = (v / float(c) if float(c) != 0 else np.nan) if reduction == "mean" else v
         return np.asarray(v).astype(odt)
 
     hi, lo = (tot[f].reshape(()) for f in ("s_hi", "s_lo"))
@@ -994,8 +994,9 @@ def _as_dd(b, wd):
     return out
 
 
-def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
-                  ignore_index=-100, return_grad=False, num_threads=None, split_every=None):
+def cross_entropy(logits, target, axis=-1, *, weight=None, reduction="mean",
+                  label_smoothing=0.0, ignore_index=-100, return_grad=False, num_threads=None,
+                  split_every=None):
     """`csoftmax.cross_entropy` of Dask arrays, lazily.
 
     ``loss = sum_c q_c * (logsumexp(logits) - logits_c)`` per slice along
@@ -1013,6 +1014,11 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
         logits' chunks (a NumPy array is wrapped with them).
     axis : int, default -1
         The class axis.
+    weight : array_like or None, default None
+        The class weights of `csoftmax.cross_entropy` (a NumPy array: C
+        values; "mean" then divides by the sum of weight[t] over the slices
+        not ignored). Only with the class axis within one chunk: across
+        chunks it raises NotImplementedError.
     reduction : {"mean", "sum", "none"}, default "mean"
         As `csoftmax.cross_entropy`; "mean" divides by the number of slices
         whose target is not ignore_index (class indices) or by all slices
@@ -1085,16 +1091,40 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     eps = float(label_smoothing)
     ii = int(ignore_index)
     C = x.shape[ax]
+    wv = None
+    if weight is not None:
+        wv = np.asarray(weight.compute() if isinstance(weight, da.Array) else weight)
+        shp = tuple(C if i == ax else 1 for i in range(x.ndim))
+        # the NumPy function's checks and messages (shape, dtype) on C classes
+        _cs.cross_entropy(np.zeros(shp, x.dtype),
+                          np.zeros(shp, t.dtype) if probs else np.full((1,) * (x.ndim - 1), ii),
+                          axis=ax, weight=wv, ignore_index=ii)
+        if _spans(x, (ax,)):
+            raise NotImplementedError(
+                "cross_entropy: weight= across chunks of the class axis is not implemented "
+                "(rechunk logits so that the class axis is one chunk)")
     if probs:                           # every slice counts
         count = da.from_array(np.asarray(float(np.prod(x.shape[:ax] + x.shape[ax + 1:]))))
+    elif wv is not None:                # the sum of the counted slices' weights
+        wc = np.asarray(wv, np.float32 if np.dtype(odt).itemsize <= 4 else odt)
+        cdt = np.longdouble if np.dtype(odt).itemsize > 8 else np.float64
+        def wt(tb):                     # (out-of-range indices: the blocks' ValueError)
+            if not C:
+                return np.zeros(tb.shape, cdt)
+            return np.where(tb != ii, wc[np.clip(tb, 0, C - 1)], 0).astype(cdt)
+        count = da.map_blocks(wt, t, dtype=cdt).sum(dtype=cdt)
     else:
         count = da.sum(t != ii, dtype=np.float64)
-    scale = da.where(count > 0, count, 1.0) if reduction == "mean" else \
-        da.from_array(np.asarray(1.0))
+    if reduction != "mean":
+        scale = da.from_array(np.asarray(1.0))
+    elif wv is not None and not probs:  # torch: a zero weight sum gives NaN
+        scale = da.where(count != 0, count, np.nan)
+    else:
+        scale = da.where(count > 0, count, 1.0)
     meta = np.empty((0,) * x.ndim, odt)
     if not _spans(x, (ax,)):
         kw = {"label_smoothing": eps, "ignore_index": ii, "return_grad": bool(return_grad),
-              "num_threads": num_threads}
+              "num_threads": num_threads, "weight": wv}
         chunks = tuple(((c[0] + 1,) if return_grad else (1,)) if i == ax else c
                        for i, c in enumerate(x.chunks))
         out = da.map_blocks(_ce_block, x, t, ax=ax, probs=probs, kw=kw, odt=odt, C=C, ii=ii,
@@ -1106,7 +1136,12 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
         if return_grad:
             sl[ax] = slice(0, C)
             grad = out[tuple(sl)]
-            if reduction == "mean":
+            if reduction == "mean" and wv is not None and not probs:
+                # the ignored slices stay 0 (also under a NaN scale)
+                grad = da.map_blocks(lambda g, tb, s: np.where(
+                    tb != ii, np.asarray(g, np.float64) / float(s), 0).astype(odt),
+                    grad, t, scale, dtype=odt, meta=meta)
+            elif reduction == "mean":
                 grad = da.map_blocks(lambda g, s: (np.asarray(g, np.float64) / float(s))
                                      .astype(odt), grad, scale, dtype=odt, meta=meta)
     else:

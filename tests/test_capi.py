@@ -505,18 +505,21 @@ def test_cython_extension_cross_entropy(cy_ext, dtype):
     t[::4] = -100
     p = rng.random(x.shape).astype(dtype)
     p /= p.sum(axis=1, keepdims=True)
+    wbig = np.zeros(2 * n, dtype)
+    wbig[::2] = rng.random(n) * 2                        # class weights, stride 2
     for reduction, code in (("none", 0), ("mean", 1), ("sum", 2)):
-        for eps in (0.0, 0.25):
+        for eps, w in ((0.0, None), (0.25, None), (0.0, wbig[::2]), (0.25, wbig[::2])):
             for target in (t, p):
                 loss = np.full(rows, 7, dtype)
                 grad = np.full_like(x, 7)
                 if target is t:
-                    rc, total = cy_ext.cross_entropy(x, t, loss, grad, code, eps, -100)
+                    rc, total = cy_ext.cross_entropy(x, t, loss, grad, code, eps, -100, w)
                 else:
-                    rc, total = cy_ext.cross_entropy_probs(x, p, loss, grad, code, eps)
-                what = f"{reduction} eps={eps} {'indices' if target is t else 'probs'}"
+                    rc, total = cy_ext.cross_entropy_probs(x, p, loss, grad, code, eps, w)
+                what = (f"{reduction} eps={eps} {'indices' if target is t else 'probs'} "
+                        f"weight={w is not None}")
                 assert rc == 0, what
-                kw = dict(label_smoothing=eps, return_grad=True)
+                kw = dict(label_smoothing=eps, return_grad=True, weight=w)
                 want_rows, _ = csoftmax.cross_entropy(x, target, reduction="none", **kw)
                 want, want_grad = csoftmax.cross_entropy(x, target, reduction=reduction, **kw)
                 assert_bitwise(loss, want_rows, what)

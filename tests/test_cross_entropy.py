@@ -291,3 +291,275 @@ def test_bad_input():
         ce(x, t, reduction="none", out=np.zeros(2, np.float32))
     with pytest.raises(ValueError, match="num_threads"):
         ce(x, t, num_threads=0)
+
+
+# ---- class weights (weight=, torch's) -------------------------------------
+
+def oracle_w(x2, target, probs, eps, ignore_index, w):
+    """Exact per-row losses, the per-row loss bound scale sum|q|(lse - x),
+    the gradient rows of the unreduced loss (mpf) with their bound scales
+    max(softmax |sum q|, |q|), and the weighted count (sum of w_t over the
+    rows not ignored; probabilities: the rows)."""
+    R, C = x2.shape
+    losses, scales, grads, gscales, count = [], [], [], [], mpmath.mpf(0)
+    with mpmath.workdps(50):
+        W = [mpmath.mpf(float(v)) for v in w]
+        for r in range(R):
+            x = [mpmath.mpf(float(v)) for v in x2[r]]
+            if not probs and int(target[r]) == ignore_index:
+                losses.append(mpmath.mpf(0))
+                scales.append(0.0)
+                grads.append([mpmath.mpf(0)] * C)
+                gscales.append([0.0] * C)
+                continue
+            if probs:
+                q = [((1 - mpmath.mpf(eps)) * mpmath.mpf(float(t)) + mpmath.mpf(eps) / C) * wc
+                     for t, wc in zip(target[r], W)]
+                count += 1
+            else:
+                t = int(target[r])
+                q = [((1 - mpmath.mpf(eps)) * (1 if c == t else 0) + mpmath.mpf(eps) / C) * W[c]
+                     for c in range(C)]
+                count += W[t]
+            m = max(x)
+            lse = m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in x))
+            losses.append(mpmath.fsum(qc * (lse - v) for qc, v in zip(q, x)))
+            scales.append(float(mpmath.fsum(abs(qc) * (lse - v) for qc, v in zip(q, x))))
+            sq = mpmath.fsum(q)
+            grads.append([mpmath.exp(v - lse) * sq - qc for qc, v in zip(q, x)])
+            gscales.append([float(max(mpmath.exp(v - lse) * abs(sq), abs(qc)))
+                            for qc, v in zip(q, x)])
+    return losses, scales, grads, gscales, count
+
+
+WORST = {}
+
+
+def check_w(x, target, w, probs=False, eps=0.0, ignore_index=-100, reduction="mean"):
+    """Accuracy with weights: loss within 4u sum|q|(lse - x) (u: the unit
+    roundoff of x's dtype, i.e. 2 ULP and more), gradient within 8u (4 ULP)
+    of max(softmax |sum q|, |q|) / |count|; the reduction from the rows."""
+    dtype = x.dtype
+    loss, grad = ce(x, target, weight=w, reduction=reduction, label_smoothing=eps,
+                    ignore_index=ignore_index, return_grad=True)
+    rows = ce(x, target, weight=w, reduction="none", label_smoothing=eps,
+              ignore_index=ignore_index)
+    R, C = x.shape
+    losses, scales, grads, gscales, count = oracle_w(x, target, probs, eps, ignore_index,
+                                                     np.asarray(w, dtype))
+    u = 2.0 ** -24 if dtype == np.float32 else 2.0 ** -53
+    tiny = float(np.finfo(dtype).smallest_subnormal)
+    key = (np.dtype(dtype).name, probs)
+    for r in range(R):
+        err = abs(mpmath.mpf(float(rows[r])) - losses[r])
+        assert err <= 4 * u * scales[r] + 1e-300, (r, float(rows[r]), float(losses[r]))
+        if scales[r]:
+            WORST[key + ("loss",)] = max(WORST.get(key + ("loss",), 0), float(err) / (u * scales[r]))
+    div = count if reduction == "mean" else 1
+    for r in range(R):
+        for c in range(C):
+            exact = grads[r][c] / div
+            scale = gscales[r][c] / abs(float(div))
+            err = abs(mpmath.mpf(float(grad[r, c])) - exact)
+            assert err <= 8 * u * scale + tiny, (r, c, float(grad[r, c]), float(exact))
+            if u * scale > 1e6 * tiny:
+                WORST[key + ("grad",)] = max(WORST.get(key + ("grad",), 0), float(err) / (u * scale))
+    s = mpmath.fsum(mpmath.mpf(float(v)) for v in rows)
+    want = s / count if reduction == "mean" else s
+    if reduction != "none":
+        assert abs(mpmath.mpf(float(loss)) - want) <= 2 * u * abs(want) + 1e-300
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("isa_name", ISAS)
+def test_weight_accuracy(dtype, isa_name):
+    rng = np.random.default_rng(11)
+    with isa(isa_name):
+        for C in list(range(1, 21)) + [37, 67, 300]:
+            for scale in (1.0, 30.0):
+                x = (rng.standard_normal((4, C)) * scale).astype(dtype)
+                w = rng.random(C).astype(dtype) * 3
+                t = rng.integers(0, C, 4)
+                t[1] = int(np.argmax(x[1]))            # the target at the max
+                t[3] = -100
+                p = rng.random((4, C))
+                p = (p / p.sum(axis=1, keepdims=True)).astype(dtype)
+                for eps in (0.0, 0.1, 1.0):
+                    for reduction in ("mean", "sum"):
+                        check_w(x, t, w, eps=eps, reduction=reduction)
+                    check_w(x, p, w, probs=True, eps=eps)
+                # weights spanning magnitudes, one zero
+                w2 = (np.exp(rng.standard_normal(C) * 4) * (rng.random(C) > 0.2)).astype(dtype)
+                check_w(x, t, w2, eps=0.1)
+                check_w(x, p, w2, probs=True, eps=0.1)
+
+
+def torch_ce(torch, x, target, axis, w, **kw):
+    """torch's loss and gradient (of loss.sum()) for logits x with the class
+    axis `axis` (moved to torch's axis 1 and back)."""
+    xt = torch.tensor(np.moveaxis(x, axis, 1) if x.ndim > 1 else x, requires_grad=True)
+    tt = torch.tensor(np.moveaxis(target, axis, 1) if target.dtype.kind == "f" and x.ndim > 1
+                      else target)
+    wt = None if w is None else torch.tensor(np.asarray(w, x.dtype))
+    lt = torch.nn.functional.cross_entropy(xt, tt, weight=wt, **kw)
+    lt.sum().backward()
+    g = xt.grad.numpy()
+    return lt.detach().numpy(), np.moveaxis(g, 1, axis) if x.ndim > 1 else g
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape,axis", [((9, 6), 1), ((9, 6), -1), ((6, 9), 0),
+                                        ((4, 5, 3), 1), ((5, 4, 3), 0), ((4, 3, 5), 2),
+                                        ((7,), 0)])
+def test_weight_vs_torch(dtype, shape, axis):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    C = shape[axis]
+    rshape = tuple(np.delete(shape, axis % len(shape)))
+    t = rng.integers(0, C, rshape)
+    if t.size > 2:
+        t.flat[1] = -100
+        t.flat[t.size - 1] = 2
+    p = rng.random(shape)
+    p = (p / p.sum(axis=axis, keepdims=True)).astype(dtype)
+    w = (rng.random(C) * 2).astype(dtype)
+    w[0] = 0.0
+    tol = dict(rtol=2e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-15)
+    for target in (t, p):
+        for ii in (-100, 2):
+            if target is p and ii == 2:
+                continue
+            for reduction in ("mean", "sum", "none"):
+                for eps in (0.0, 0.1):
+                    kw = dict(reduction=reduction, label_smoothing=eps, ignore_index=ii)
+                    tg = np.where(t == -100, ii, t) if target is t else p
+                    want_l, want_g = torch_ce(torch, x, tg, axis, w, **kw)
+                    loss, grad = ce(x, tg, axis=axis, weight=w, return_grad=True, **kw)
+                    assert np.asarray(loss).dtype == dtype and grad.dtype == dtype
+                    np.testing.assert_allclose(loss, want_l, **tol)
+                    np.testing.assert_allclose(grad, want_g, **tol)
+                    # the NumPy twin (the longdouble path) agrees too
+                    ll, lg = ce(x.astype(np.longdouble), tg, axis=axis, weight=w,
+                                return_grad=True, **kw)
+                    np.testing.assert_allclose(np.asarray(ll, np.float64), want_l, **tol)
+                    np.testing.assert_allclose(lg.astype(np.float64), want_g, **tol)
+
+
+def test_weight_zero_sum_and_special_vs_torch():
+    """A mean whose weight sum is 0: NaN loss, NaN gradient rows (ignored
+    rows: 0), as torch; negative weights are used as given (torch)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 4))
+    w = np.array([0.0, 0.0, 2.0, 3.0])
+    for eps in (0.0, 0.1):
+        t = np.array([0, 1, -100])
+        want_l, want_g = torch_ce(torch, x, t, 1, w, label_smoothing=eps)
+        l, g = ce(x, t, weight=w, label_smoothing=eps, return_grad=True)
+        assert np.isnan(l) and np.isnan(want_l)
+        np.testing.assert_array_equal(g, want_g)            # NaN rows 0, 1; zero row 2
+        for ll, gg in (ce(x.astype(np.longdouble), t, weight=w, label_smoothing=eps,
+                          return_grad=True),):
+            assert np.isnan(ll)
+            np.testing.assert_array_equal(gg.astype(np.float64), want_g)
+        # all rows ignored: NaN and a zero gradient
+        l, g = ce(x, [-100] * 3, weight=w, label_smoothing=eps, return_grad=True)
+        assert np.isnan(l) and np.all(g == 0)
+    wn = np.array([-1.0, 0.5, 2.0, 3.0])
+    for eps in (0.0, 0.1):
+        for reduction in ("mean", "sum", "none"):
+            t = np.array([0, 2, 3])
+            want_l, want_g = torch_ce(torch, x, t, 1, wn, reduction=reduction,
+                                      label_smoothing=eps)
+            l, g = ce(x, t, weight=wn, reduction=reduction, label_smoothing=eps,
+                      return_grad=True)
+            np.testing.assert_allclose(l, want_l, rtol=1e-12)
+            np.testing.assert_allclose(g, want_g, rtol=1e-12, atol=1e-15)
+    # a -inf logit at a weight-0 target: 0 * inf = NaN, as torch
+    xi = np.array([[-np.inf, 1.0, 2.0], [0.0, 1.0, 2.0]])
+    for eps in (0.0, 0.1):
+        want_l, _ = torch_ce(torch, xi, np.array([0, 1]), 1, [0.0, 1.0, 1.0],
+                             reduction="none", label_smoothing=eps)
+        l = ce(xi, [0, 1], weight=[0.0, 1.0, 1.0], reduction="none", label_smoothing=eps)
+        np.testing.assert_array_equal(np.isnan(l), np.isnan(want_l))
+        np.testing.assert_allclose(l[1], want_l[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_weight_layouts_threads_dtypes(dtype):
+    """Strided, reversed, big-endian, integer weights and any thread count:
+    the bits of the contiguous call; weight=ones: the unweighted values."""
+    rng = np.random.default_rng(14)
+    x = (rng.standard_normal((1500, 40)) * 3).astype(dtype)
+    t = rng.integers(0, 40, 1500)
+    t[::13] = -100
+    p = rng.random((1500, 40)).astype(dtype)
+    wi = rng.integers(0, 5, 40)
+    w = wi.astype(dtype)
+    for target in (t, p):
+        for eps in (0.0, 0.1):
+            for reduction in ("mean", "none"):
+                kw = dict(weight=w, reduction=reduction, label_smoothing=eps, return_grad=True)
+                want = ce(x, target, num_threads=1, **kw)
+                for nt in (2, 3):
+                    got = ce(x, target, num_threads=nt, **kw)
+                    assert_bitwise(np.asarray(got[0]), np.asarray(want[0]))
+                    assert_bitwise(got[1], want[1])
+                big = np.zeros(80, dtype)
+                big[::2] = w
+                rev = w[::-1].copy()[::-1]
+                for wv in (big[::2], rev, w.astype(w.dtype.newbyteorder(">")), wi, list(w)):
+                    kw["weight"] = wv
+                    got = ce(x, target, **kw)
+                    assert_bitwise(np.asarray(got[0]), np.asarray(want[0]))
+                    assert_bitwise(got[1], want[1])
+                # the class axis first (the transposed layout)
+                got = ce(np.ascontiguousarray(x.T), target.T if target is p else target,
+                         axis=0, **kw)
+                assert_bitwise(np.asarray(got[0]), np.asarray(want[0]))
+                assert_bitwise(got[1].T, want[1])
+                # weight = 1: the unweighted results (to rounding)
+                kw["weight"] = np.ones(40)
+                got = ce(x, target, **kw)
+                kw["weight"] = None
+                ref = ce(x, target, **kw)
+                rtol = 1e-6 if dtype == np.float32 else 1e-14
+                np.testing.assert_allclose(got[0], ref[0], rtol=rtol)
+                np.testing.assert_allclose(got[1], ref[1], rtol=rtol, atol=rtol * 1e-3)
+    # float16 logits: computed in float32
+    l16 = ce(x[:5].astype(np.float16), t[:5], weight=w)
+    assert l16.dtype == np.float16
+    np.testing.assert_allclose(float(l16), float(ce(x[:5].astype(np.float16).astype(np.float32),
+                                                    t[:5], weight=w)), rtol=1e-3)
+
+
+def test_weight_bad_input():
+    x = np.zeros((2, 3))
+    t = np.array([0, 1])
+    with pytest.raises(ValueError, match=r"cross_entropy: weight has shape \(2,\), expected \(3,\)"):
+        ce(x, t, weight=[1.0, 2.0])
+    with pytest.raises(ValueError, match="cross_entropy: weight has shape"):
+        ce(x, t, weight=np.ones((1, 3)))
+    with pytest.raises(ValueError, match="cross_entropy: weight has shape"):
+        ce(x, t, weight=1.0)
+    with pytest.raises(ValueError, match=r"expected \(2,\)"):
+        ce(x, np.array([0, 1, 1]), axis=0, weight=np.ones(3))
+    with pytest.raises(TypeError, match="cross_entropy: weight must be real numbers"):
+        ce(x, t, weight=np.ones(3, complex))
+    with pytest.raises(TypeError, match="cross_entropy: weight must be real numbers"):
+        ce(x, t, weight=np.ones(3, bool))
+    with pytest.raises(TypeError, match="cross_entropy: weight must be real numbers"):
+        ce(x, t, weight=["a", "b", "c"])
+    with pytest.raises((TypeError, ValueError), match="cross_entropy: weight"):
+        ce(x, t, weight=[[1.0], [2.0, 3.0]])
+    buf = np.ones(3)
+    with pytest.raises(ValueError, match="cross_entropy: out overlaps weight"):
+        ce(np.zeros((3, 3)), [0, 1, 2], weight=buf, reduction="none", out=buf)
+
+
+def test_weight_report_worst():
+    """(prints the worst measured errors of the accuracy tests above, in
+    units of u * bound scale; run with -s)"""
+    for k, v in sorted(WORST.items()):
+        print("weighted cross_entropy worst", k, round(v, 3))

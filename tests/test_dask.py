@@ -725,3 +725,55 @@ def test_training_graphs_grow_linearly():
         s1, s4, s16 = size(8, op), size(32, op), size(128, op)
         per1, per2 = (s4 - s1) / 24, (s16 - s4) / 96
         assert abs(per1 - per2) <= 0.1 * per2, (op, s1, s4, s16)
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32, np.float16], ids=["f64", "f32", "f16"])
+def test_cross_entropy_weight(dt):
+    """weight= with the class axis within one chunk: the NumPy path's
+    per-slice losses and gradient (bitwise for "none"; "mean" within the
+    division's rounding); across chunks NotImplementedError; bad weights
+    the NumPy path's errors."""
+    rng = np.random.default_rng(41)
+    a = (rng.standard_normal((7, 5, 6)) * 3).astype(dt)
+    for ax in (-1, 1, 0):
+        C = a.shape[ax]
+        rshape = tuple(np.delete(a.shape, ax % 3))
+        t = rng.integers(0, C, rshape)
+        t.flat[::3] = -100
+        p = rng.random(a.shape)
+        p = (p / p.sum(axis=ax, keepdims=True)).astype(dt)
+        w = rng.random(C) * 2
+        w[0] = 0
+        chunks = tuple(C if i == ax % 3 else 2 for i in range(3))
+        x = da.from_array(a, chunks=chunks)
+        for target in (t, p):
+            for red in ("none", "mean", "sum"):
+                for eps in (0.0, 0.1):
+                    kw = dict(axis=ax, weight=w, reduction=red, label_smoothing=eps,
+                              return_grad=True)
+                    want, wg = csoftmax.cross_entropy(a, target, **kw)
+                    loss, g = cd.cross_entropy(x, target, **kw)
+                    loss, g = (r.compute(scheduler="threads") for r in (loss, g))
+                    assert loss.dtype == np.asarray(want).dtype and g.dtype == wg.dtype
+                    if red == "none":
+                        assert_bitwise(loss, want)
+                        assert_bitwise(g, wg)
+                    else:
+                        rtol = 1e-14 if dt == np.float64 else 2e-3 if dt == np.float16 else 1e-6
+                        np.testing.assert_allclose(loss, want, rtol=rtol)
+                        np.testing.assert_allclose(g.astype(np.float64), wg.astype(np.float64),
+                                                   rtol=rtol, atol=1e-300)
+        with pytest.raises(NotImplementedError, match="weight= across chunks"):
+            cd.cross_entropy(x.rechunk(1), t, axis=ax, weight=w)
+    # a zero weight sum: NaN, NaN gradient rows, ignored rows 0 (as the NumPy path)
+    x2 = np.arange(12.0).reshape(3, 4).astype(dt)
+    t2 = np.array([0, 1, -100])
+    w2 = np.array([0.0, 0.0, 1.0, 1.0])
+    want, wg = csoftmax.cross_entropy(x2, t2, weight=w2, return_grad=True)
+    loss, g = cd.cross_entropy(da.from_array(x2, chunks=(1, 4)), t2, weight=w2, return_grad=True)
+    assert np.isnan(loss.compute()) and np.isnan(want)
+    np.testing.assert_array_equal(g.compute(), wg)
+    with pytest.raises(ValueError, match="cross_entropy: weight has shape"):
+        cd.cross_entropy(da.from_array(x2, chunks=2), t2, weight=np.ones(3))
+    with pytest.raises(TypeError, match="cross_entropy: weight must be real numbers"):
+        cd.cross_entropy(da.from_array(x2, chunks=2), t2, weight=np.ones(4, complex))

@@ -265,7 +265,19 @@ int csm_log_softmax_backward_f64_mt(const double *logp, const csm_operand *dy, d
  *              and the gradient's scale are formed;
  *   grad, grad_outer, grad_n, grad_inner  NULL, or the gradient (kernel's
  *              type, x's shape) and its element strides, written in the same
- *              pass. It may not overlap x, the target or the loss.
+ *              pass. It may not overlap x, the target or the loss;
+ *   weight, weight_n  NULL (no class weights), or torch's `weight`: C class
+ *              weights w_c = weight[c * weight_n] of the kernel's type
+ *              (any values: not checked, as torch). Then, as torch,
+ *                class index t:  q = ((1 - eps) onehot(t) + eps / C) * w,
+ *                                CSM_REDUCE_MEAN divides by the sum of w_t
+ *                                over the counted rows (NaN loss and
+ *                                gradient rows when that sum is 0);
+ *                probabilities:  q = ((1 - eps) p + eps / C) * w, MEAN
+ *                                still over the number of rows;
+ *              accuracy with weights (finite rows, u the type's unit
+ *              roundoff): loss within 4u sum |q_c| (lse - x_c), gradient
+ *              within 8u max(softmax |sum(q)|, |q|) / |scale|.
  * loss: the per-row losses at loss[o*L->y_outer + j*L->y_inner] (always
  * written); total: NULL, or receives the mean (NaN when no row counts) or
  * the sum of the per-row losses as written (double-double sum in row
@@ -290,6 +302,8 @@ typedef struct csm_ce_args {
     int reduction;
     void *grad;
     ptrdiff_t grad_outer, grad_n, grad_inner;
+    const void *weight; /* (appended: zero-initialised callers get none) */
+    ptrdiff_t weight_n;
 } csm_ce_args;
 
 int csm_cross_entropy_f32(const float *x, float *loss, const csm_layout *L,

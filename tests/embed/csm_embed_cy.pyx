@@ -70,6 +70,8 @@ cdef csoftmax.csm_ce_args _ce_args(int reduction, double label_smoothing,
     a.grad_outer = grad.shape[1]
     a.grad_n = 1
     a.grad_inner = 0
+    a.weight = NULL                     # no class weights (the member added last)
+    a.weight_n = 0
     return a
 
 
@@ -84,12 +86,16 @@ cdef int _ce(const floating[:, ::1] x, floating[::1] loss, const csoftmax.csm_ce
 
 def cross_entropy(const floating[:, ::1] x, const int64_t[::1] target, floating[::1] loss,
                   floating[:, ::1] grad, int reduction, double label_smoothing,
-                  int64_t ignore_index):
+                  int64_t ignore_index, const floating[:] weight=None):
     """Cross-entropy of each row of logits x against class indices target
     (one per row): the losses into loss, the gradient of the reduced loss
-    (reduction: csoftmax.CSM_REDUCE_*) into grad (x's shape). Returns
-    (status, total): total the mean or sum of the losses."""
+    (reduction: csoftmax.CSM_REDUCE_*) into grad (x's shape); weight: None
+    or the class weights (any stride). Returns (status, total): total the
+    mean or sum of the losses."""
     cdef csoftmax.csm_ce_args a = _ce_args(reduction, label_smoothing, grad)
+    if weight is not None:
+        a.weight = &weight[0]
+        a.weight_n = weight.strides[0] // sizeof(floating)
     a.target.p = &target[0]
     a.target.outer = 1                  # one index per row
     a.target.n = 0
@@ -104,9 +110,12 @@ def cross_entropy(const floating[:, ::1] x, const int64_t[::1] target, floating[
 
 def cross_entropy_probs(const floating[:, ::1] x, const floating[:, ::1] p,
                         floating[::1] loss, floating[:, ::1] grad, int reduction,
-                        double label_smoothing):
+                        double label_smoothing, const floating[:] weight=None):
     """cross_entropy with a probability target p (x's shape)."""
     cdef csoftmax.csm_ce_args a = _ce_args(reduction, label_smoothing, grad)
+    if weight is not None:
+        a.weight = &weight[0]
+        a.weight_n = weight.strides[0] // sizeof(floating)
     a.target.p = &p[0, 0]
     a.target.outer = p.shape[1]
     a.target.n = 1
