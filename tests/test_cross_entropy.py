@@ -370,6 +370,7 @@ def check_w(x, target, w, probs=False, eps=0.0, ignore_index=-100, reduction="me
         assert abs(mpmath.mpf(float(loss)) - want) <= 2 * u * abs(want) + 1e-300
 
 
+@pytest.mark.thread_unsafe   # switches the process-wide instruction set
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("isa_name", ISAS)
 def test_weight_accuracy(dtype, isa_name):
