@@ -564,3 +564,27 @@ def test_weight_report_worst():
     units of u * bound scale; run with -s)"""
     for k, v in sorted(WORST.items()):
         print("weighted cross_entropy worst", k, round(v, 3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_smoothing_near_one_at_the_max(dtype):
+    """The gradient at a target that is the row maximum, label_smoothing near
+    1 and nearly flat logits: p_t - q_t is of order 1/C there, and the form
+    -T/S + eps (1 - 1/C) lost it (up to 64x the bound); within the gradient
+    bound, 4 ULP of max(softmax, q) / count, against mpmath."""
+    rng = np.random.default_rng(0)
+    u = 2.0 ** -53 if dtype == np.float64 else 2.0 ** -24
+    for _ in range(60):
+        C = int(rng.integers(2, 400))
+        eps = float(rng.choice([1.0, 0.99, 0.9]))
+        x = (rng.standard_normal((1, C)) * 1e-3).astype(dtype)
+        t = int(np.argmax(x[0]))
+        _, g = csoftmax.cross_entropy(x, np.array([t]), label_smoothing=eps,
+                                      return_grad=True, reduction="sum")
+        X = [mpmath.mpf(float(v)) for v in x[0]]
+        S = mpmath.fsum(mpmath.exp(v) for v in X)
+        pt = mpmath.exp(X[t]) / S
+        qt = (1 - mpmath.mpf(eps)) + mpmath.mpf(eps) / C
+        err = abs(mpmath.mpf(float(g[0, t])) - (pt - qt))
+        assert err <= 4 * u * max(pt, qt), (C, eps, float(err / (u * max(pt, qt))))
+
