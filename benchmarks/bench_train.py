@@ -1,6 +1,7 @@
 """Training kernels of csoftmax side by side with NumPy and torch (not a test).
 
     python benchmarks/bench_train.py [--markdown] [--repeat N] [--shape R C] [--axis 0]
+    python benchmarks/bench_train.py --ce-layouts [--markdown] [--repeat N]
 
 (after `pip install .`; from a checkout with an in-place build, prefix
 `PYTHONPATH=.`)
@@ -16,7 +17,10 @@ On (4096, 1024) float32 and float64 (default), one thread everywhere
   cross_entropy + grad  csoftmax return_grad=True | NumPy loss + softmax - onehot
                         | torch F.cross_entropy forward + autograd backward
 --axis 0: the gradients over the first axis instead (the column kernel;
-cross_entropy is left out). Every figure is the median over --repeat rounds in which the implementations
+cross_entropy is left out). --ce-layouts: cross_entropy (loss, and loss +
+grad) with the class axis not last, (N, C, H, W) axis=1 as in segmentation
+(torch's own layout), and many short rows, (65536, 10) axis=-1; NumPy: the
+same composition along the class axis. Every figure is the median over --repeat rounds in which the implementations
 run back to back (round-robin).
 """
 import argparse
@@ -104,6 +108,59 @@ def cases(R, C, dtype, axis=-1):
     return c
 
 
+def ce_layout_cases(dtype):
+    """cross_entropy over (N, C, H, W) axis 1 and over many short rows"""
+    out = {}
+    for shape, axis in (((16, 21, 128, 128), 1), ((8, 100, 64, 64), 1), ((65536, 10), -1)):
+        rng = np.random.default_rng(0)
+        x = (rng.standard_normal(shape) * 3).astype(dtype)
+        tshape = list(shape)
+        del tshape[axis]
+        t = rng.integers(0, shape[axis], tshape)
+        ti = np.expand_dims(t, axis)
+
+        def np_loss(x=x, ti=ti, axis=axis):
+            m = x.max(axis=axis, keepdims=True)
+            lse = m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+            return (lse - np.take_along_axis(x, ti, axis)).mean(), lse
+
+        def np_grad(x=x, ti=ti, axis=axis):
+            loss, lse = np_loss(x, ti, axis)
+            g = np.exp(x - lse)
+            np.put_along_axis(g, ti, np.take_along_axis(g, ti, axis) - 1, axis)
+            g /= ti.size
+            return loss, g
+
+        name = f"{shape} axis {axis}"
+        out[f"{name} cross_entropy"] = {
+            "csoftmax": lambda x=x, t=t, axis=axis: csoftmax.cross_entropy(x, t, axis=axis,
+                                                                           num_threads=1),
+            "numpy": lambda: np_loss()[0],
+        }
+        out[f"{name} cross_entropy + grad"] = {
+            "csoftmax": lambda x=x, t=t, axis=axis: csoftmax.cross_entropy(
+                x, t, axis=axis, return_grad=True, num_threads=1),
+            "numpy": np_grad,
+        }
+        if torch is not None:
+            # torch takes the class axis second: the short rows are (N, C) already
+            xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+            def t_ce(xt=xt, tt=tt):
+                with torch.no_grad():
+                    return F.cross_entropy(xt, tt)
+
+            def t_ce_grad(xt=xt, tt=tt):
+                xg = xt.clone().requires_grad_(True)
+                loss = F.cross_entropy(xg, tt)
+                loss.backward()
+                return loss, xg.grad
+
+            out[f"{name} cross_entropy"]["torch"] = t_ce
+            out[f"{name} cross_entropy + grad"]["torch"] = t_ce_grad
+    return out
+
+
 def measure(fns, repeat):
     names = list(fns)
     times = {k: [] for k in names}
@@ -123,20 +180,23 @@ def main():
     ap.add_argument("--repeat", type=int, default=15, help="rounds (median reported)")
     ap.add_argument("--shape", type=int, nargs=2, default=(4096, 1024), metavar=("R", "C"))
     ap.add_argument("--axis", type=int, default=-1, choices=(-1, 0), help="the reduced axis")
+    ap.add_argument("--ce-layouts", action="store_true",
+                    help="cross_entropy over (N, C, H, W) axis 1 and many short rows")
     args = ap.parse_args()
     if torch is not None:
         torch.set_num_threads(1)
     R, C = args.shape
     rows = []
     for dtype in (np.float32, np.float64):
-        for op, fns in cases(R, C, dtype, args.axis).items():
+        todo = ce_layout_cases(dtype) if args.ce_layouts else cases(R, C, dtype, args.axis)
+        for op, fns in todo.items():
             t = measure(fns, args.repeat)
             rows.append((op, np.dtype(dtype).name, t))
     info = csoftmax.isa_info()["active"]
     tv = torch.__version__ if torch is not None else "not installed"
     if args.markdown:
-        print(f"({R}, {C}), axis {args.axis}, one thread, ISA {info}, torch {tv}; "
-              f"median ms of {args.repeat}\n")
+        what = "cross_entropy layouts" if args.ce_layouts else f"({R}, {C}), axis {args.axis}"
+        print(f"{what}, one thread, ISA {info}, torch {tv}; median ms of {args.repeat}\n")
         print("| op | dtype | csoftmax | NumPy | torch | vs NumPy | vs torch |")
         print("|---|---|---:|---:|---:|---:|---:|")
         for op, dt, t in rows:

@@ -595,3 +595,83 @@ def test_smoothing_near_one_at_the_max(dtype):
             err = abs(mpmath.mpf(float(g[0, t])) - (pt - qt))
             assert err <= 4 * u * max(pt, qt), (C, eps, float(err / (u * max(pt, qt))))
 
+
+
+def _rows_one_by_one(x, t, axis, **kw):
+    """Loss and gradient of each row by its own call (outer 1: the row kernel),
+    in the layout of x."""
+    xm = np.moveaxis(x, axis, -1)
+    C = xm.shape[-1]
+    xr, tr = xm.reshape(-1, C), np.asarray(t).reshape(-1)
+    loss = np.empty(len(tr), x.dtype)
+    grad = np.empty_like(xr)
+    for i in range(len(tr)):
+        li, gi = ce(xr[i:i + 1], tr[i:i + 1], return_grad=True, **kw)
+        loss[i] = np.asarray(li).reshape(-1)[0]
+        grad[i] = gi[0]
+    return (loss.reshape(xm.shape[:-1]),
+            np.moveaxis(grad.reshape(xm.shape), -1, axis))
+
+
+@pytest.mark.thread_unsafe   # switches the process-wide instruction set
+@pytest.mark.parametrize("isa_name", ISAS)
+def test_strips_match_rows(isa_name):
+    """Columns (a class axis that is not last) and many short rows (C <= 16)
+    run CSM_STRIP rows side by side, one per lane: the bits of each row by
+    itself (the row kernel), with smoothing, ignored rows, targets at the
+    max, partial strips and vectors, strided views and rows of special
+    values in a strip (which then goes row by row)."""
+    rng = np.random.default_rng(21)
+    cases = [((2, 21, 9, 17), 1), ((3, 5, 130), 1), ((1, 100, 3), 1), ((129, 1, 2), 0),
+             ((300, 10), -1), ((257, 16), -1), ((130, 1), -1), ((2, 7, 3), 0)]
+    with isa(isa_name):
+        for dtype in DTYPES:
+            for shape, axis in cases:
+                x = (rng.standard_normal(shape) * 4).astype(dtype)
+                C = shape[axis]
+                t = rng.integers(0, C, np.delete(shape, axis % len(shape)))
+                t.flat[::5] = -100
+                xm = np.moveaxis(x, axis, -1)                 # a view
+                flat_t = t.reshape(-1)
+                flat_x = xm.reshape(-1, C)
+                for r in range(1, len(flat_t), 7):            # the target at the max
+                    if flat_t[r] != -100:
+                        flat_t[r] = int(np.argmax(flat_x[r]))
+                t = flat_t.reshape(t.shape)
+                if x.size >= 3 * C:                           # special rows in a strip
+                    row = [np.unravel_index(r, xm.shape[:-1]) for r in (0, 1, 2)]
+                    xm[row[0]][0] = np.nan
+                    xm[row[1]][:] = -np.inf
+                    xm[row[2]][C - 1] = np.inf
+                for eps in (0.0, 0.1, 1.0):
+                    want_l, want_g = _rows_one_by_one(x, t, axis, reduction="none",
+                                                      label_smoothing=eps)
+                    for red in ("none", "sum"):
+                        kw = dict(axis=axis, reduction=red, label_smoothing=eps,
+                                  return_grad=True)
+                        for xv in (x, x[..., ::-1].copy()[..., ::-1]):
+                            l, g = ce(xv, t, **kw)
+                            if red == "none":
+                                assert_bitwise(l, want_l, f"{shape} {axis} {eps}")
+                            assert_bitwise(g, want_g, f"{shape} {axis} {eps} {red}")
+                    # the mean's gradient: the same terms times 1/count (one
+                    # more rounding for float32, whose terms were rounded)
+                    count = int(np.sum(t != -100))
+                    _, g = ce(x, t, axis=axis, label_smoothing=eps, return_grad=True)
+                    np.testing.assert_allclose(g, want_g.astype(np.float64) / count,
+                                               rtol=2.0 ** -22 if dtype == np.float32 else 3e-16)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_strips_threads_bitwise(dtype):
+    rng = np.random.default_rng(22)
+    for shape, axis in (((4, 21, 40, 40), 1), ((20000, 12), -1)):
+        x = (rng.standard_normal(shape) * 3).astype(dtype)
+        t = rng.integers(0, shape[axis], np.delete(shape, axis % len(shape)))
+        t.flat[::13] = -100
+        for reduction in ("mean", "none"):
+            want = ce(x, t, axis=axis, reduction=reduction, return_grad=True, num_threads=1)
+            for nt in (2, 3):
+                got = ce(x, t, axis=axis, reduction=reduction, return_grad=True, num_threads=nt)
+                assert_bitwise(np.asarray(got[0]), np.asarray(want[0]))
+                assert_bitwise(got[1], want[1])
