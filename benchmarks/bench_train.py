@@ -19,8 +19,9 @@ On (4096, 1024) float32 and float64 (default), one thread everywhere
 --axis 0: the gradients over the first axis instead (the column kernel;
 cross_entropy is left out). --ce-layouts: cross_entropy (loss, and loss +
 grad) with the class axis not last, (N, C, H, W) axis=1 as in segmentation
-(torch's own layout), and many short rows, (65536, 10) axis=-1; NumPy: the
-same composition along the class axis. Every figure is the median over --repeat rounds in which the implementations
+(torch's own layout), with class weights on (16, 21, 128, 128), and many
+short rows, (65536, 10) axis=-1; NumPy: the same composition along the
+class axis. Every figure is the median over --repeat rounds in which the implementations
 run back to back (round-robin).
 """
 import argparse
@@ -158,6 +159,36 @@ def ce_layout_cases(dtype):
 
             out[f"{name} cross_entropy"]["torch"] = t_ce
             out[f"{name} cross_entropy + grad"]["torch"] = t_ce_grad
+        if axis == 1 and shape[1] == 21:   # class weights, as for imbalanced segmentation
+            w = np.random.default_rng(1).uniform(0.5, 2.0, shape[1]).astype(dtype)
+            wt = w[t]
+
+            def np_wgrad(x=x, ti=ti, axis=axis, w=w, wt=wt):
+                m = x.max(axis=axis, keepdims=True)
+                lse = m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+                nll = np.squeeze(lse - np.take_along_axis(x, ti, axis), axis)
+                loss = (wt * nll).sum() / wt.sum()
+                g = np.exp(x - lse)
+                np.put_along_axis(g, ti, np.take_along_axis(g, ti, axis) - 1, axis)
+                g *= np.expand_dims(wt / wt.sum(), axis)
+                return loss, g
+
+            key = f"{name} cross_entropy(weight=) + grad"
+            out[key] = {
+                "csoftmax": lambda x=x, t=t, axis=axis, w=w: csoftmax.cross_entropy(
+                    x, t, axis=axis, weight=w, return_grad=True, num_threads=1),
+                "numpy": np_wgrad,
+            }
+            if torch is not None:
+                wtt = torch.from_numpy(w)
+
+                def t_wgrad(xt=xt, tt=tt, wtt=wtt):
+                    xg = xt.clone().requires_grad_(True)
+                    loss = F.cross_entropy(xg, tt, weight=wtt)
+                    loss.backward()
+                    return loss, xg.grad
+
+                out[key]["torch"] = t_wgrad
     return out
 
 

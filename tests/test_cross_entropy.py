@@ -9,6 +9,8 @@ installed, and with the NumPy twin (csoftmax._reference.cross_entropy).
 """
 from __future__ import annotations
 
+import itertools
+
 import mpmath
 import numpy as np
 import pytest
@@ -617,10 +619,11 @@ def _rows_one_by_one(x, t, axis, **kw):
 @pytest.mark.parametrize("isa_name", ISAS)
 def test_strips_match_rows(isa_name):
     """Columns (a class axis that is not last) and many short rows (C <= 16)
-    run CSM_STRIP rows side by side, one per lane: the bits of each row by
-    itself (the row kernel), with smoothing, ignored rows, targets at the
-    max, partial strips and vectors, strided views and rows of special
-    values in a strip (which then goes row by row)."""
+    of class targets run CSM_STRIP rows side by side, one per lane: the bits
+    of each row by itself (the row kernel), with smoothing, class weights
+    (negative ones too), ignored rows, targets at the max, partial strips
+    and vectors, strided views and rows of special values in a strip (which
+    then goes row by row)."""
     rng = np.random.default_rng(21)
     cases = [((2, 21, 9, 17), 1), ((3, 5, 130), 1), ((1, 100, 3), 1), ((129, 1, 2), 0),
              ((300, 10), -1), ((257, 16), -1), ((130, 1), -1), ((2, 7, 3), 0)]
@@ -643,23 +646,29 @@ def test_strips_match_rows(isa_name):
                     xm[row[0]][0] = np.nan
                     xm[row[1]][:] = -np.inf
                     xm[row[2]][C - 1] = np.inf
-                for eps in (0.0, 0.1, 1.0):
+                signed = rng.uniform(-0.5, 2.0, C).astype(dtype)    # torch allows any real
+                positive = rng.uniform(0.25, 2.0, C).astype(dtype)
+                for eps, wgt in itertools.product((0.0, 0.1, 1.0), (None, signed, positive)):
                     want_l, want_g = _rows_one_by_one(x, t, axis, reduction="none",
-                                                      label_smoothing=eps)
+                                                      label_smoothing=eps, weight=wgt)
+                    what = f"{shape} {axis} eps {eps} weight {wgt is not None}"
                     for red in ("none", "sum"):
-                        kw = dict(axis=axis, reduction=red, label_smoothing=eps,
+                        kw = dict(axis=axis, reduction=red, label_smoothing=eps, weight=wgt,
                                   return_grad=True)
                         for xv in (x, x[..., ::-1].copy()[..., ::-1]):
                             l, g = ce(xv, t, **kw)
                             if red == "none":
-                                assert_bitwise(l, want_l, f"{shape} {axis} {eps}")
-                            assert_bitwise(g, want_g, f"{shape} {axis} {eps} {red}")
-                    # the mean's gradient: the same terms times 1/count (one
+                                assert_bitwise(l, want_l, what)
+                            assert_bitwise(g, want_g, f"{what} {red}")
+                    if wgt is signed:
+                        continue
+                    # the mean's gradient: the same terms over the count (one
                     # more rounding for float32, whose terms were rounded)
-                    count = int(np.sum(t != -100))
-                    _, g = ce(x, t, axis=axis, label_smoothing=eps, return_grad=True)
+                    kept = t[t != -100]
+                    count = float(len(kept) if wgt is None else np.sum(wgt[kept], dtype=float))
+                    _, g = ce(x, t, axis=axis, label_smoothing=eps, weight=wgt, return_grad=True)
                     np.testing.assert_allclose(g, want_g.astype(np.float64) / count,
-                                               rtol=2.0 ** -22 if dtype == np.float32 else 3e-16)
+                                               rtol=2.0 ** -22 if dtype == np.float32 else 3e-15)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
