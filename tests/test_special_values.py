@@ -6,6 +6,7 @@ that both agree): keep it a plain module-level list of dicts.
 """
 
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -332,6 +333,34 @@ def _assert_close(got, want, dtype, err_msg):
 # --------------------------------------------------------------------------
 # huge, subnormal, empty, 0-d
 # --------------------------------------------------------------------------
+
+@pytest.mark.thread_unsafe   # switches the process-wide instruction set
+def test_max_within_an_ulp_of_dbl_max():
+    """x - m rounded outwards next to DBL_MAX: TwoSum's d - x overflowed and
+    the residual was NaN (the fuzzer's find: [DBL_MAX, 4.056e306] gave a NaN
+    log_softmax). Now d alone, within half an ULP; rows, columns, short rows
+    and cross_entropy, on every ISA."""
+    from conftest import isa
+    mx = np.finfo(np.float64).max
+    lo = 4.0560584216648076e306
+    want = float(Fraction(lo) - Fraction(mx))        # exact difference, rounded once
+    for name in csoftmax.isa_info()["supported"]:
+        with isa(name):
+            pair = np.tile([[mx], [lo]], (1, 130))           # (2, 130): columns
+            for x, axis in ((np.array([mx, lo]), -1), (pair.T.copy(), -1), (pair, 0),
+                            (np.tile([mx, lo, lo / 2], 200), -1)):
+                y = csoftmax.log_softmax(x, axis=axis)
+                top = -np.log(200) if x.size == 600 else 0.0  # (200 maxima in the long row)
+                assert np.all(np.isfinite(y)), (name, x.shape)
+                np.testing.assert_allclose(y[x == mx], top, rtol=2e-16, atol=0)
+                assert np.all(y[x == lo] == want), (name, x.shape)
+                assert np.all(y[x == lo / 2] == float(Fraction(lo / 2) - Fraction(mx)))
+            for axis in (-1, 0):
+                x = np.tile([[mx, lo, -mx]], (40, 1))
+                xs = x if axis == -1 else x.T.copy()
+                loss = csoftmax.cross_entropy(xs, np.full(40, 1), axis=axis, reduction="none")
+                assert np.all(np.isfinite(loss)) and np.all(loss == -want), (name, axis, loss)
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_huge_finite_no_overflow(dtype):
