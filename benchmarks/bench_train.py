@@ -38,9 +38,9 @@ except ImportError:  # optional
     torch = None
 
 
-def np_logsumexp(x):
-    m = x.max(axis=-1, keepdims=True)
-    return m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+def np_logsumexp(x, axis=-1):
+    m = x.max(axis=axis, keepdims=True)
+    return m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
 
 
 def cases(R, C, dtype, axis=-1):
@@ -121,8 +121,7 @@ def ce_layout_cases(dtype):
         ti = np.expand_dims(t, axis)
 
         def np_loss(x=x, ti=ti, axis=axis):
-            m = x.max(axis=axis, keepdims=True)
-            lse = m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+            lse = np_logsumexp(x, axis)
             return (lse - np.take_along_axis(x, ti, axis)).mean(), lse
 
         def np_grad(x=x, ti=ti, axis=axis):
@@ -164,8 +163,7 @@ def ce_layout_cases(dtype):
             wt = w[t]
 
             def np_wgrad(x=x, ti=ti, axis=axis, w=w, wt=wt):
-                m = x.max(axis=axis, keepdims=True)
-                lse = m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+                lse = np_logsumexp(x, axis)
                 nll = np.squeeze(lse - np.take_along_axis(x, ti, axis), axis)
                 loss = (wt * nll).sum() / wt.sum()
                 g = np.exp(x - lse)
