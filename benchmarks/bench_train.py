@@ -19,9 +19,9 @@ On (4096, 1024) float32 and float64 (default), one thread everywhere
 --axis 0: the gradients over the first axis instead (the column kernel;
 cross_entropy is left out). --ce-layouts: cross_entropy (loss, and loss +
 grad) with the class axis not last, (N, C, H, W) axis=1 as in segmentation
-(torch's own layout), with class weights on (16, 21, 128, 128), and many
-short rows, (65536, 10) axis=-1; NumPy: the same composition along the
-class axis. Every figure is the median over --repeat rounds in which the implementations
+(torch's own layout), with class weights and with probability targets on
+(16, 21, 128, 128), and many short rows, (65536, 10) axis=-1; NumPy: the
+same composition along the class axis. Every figure is the median over --repeat rounds in which the implementations
 run back to back (round-robin).
 """
 import argparse
@@ -187,6 +187,32 @@ def ce_layout_cases(dtype):
                     return loss, xg.grad
 
                 out[key]["torch"] = t_wgrad
+            # probability targets (soft labels, as in distillation)
+            q = csoftmax.softmax(rng.standard_normal(shape).astype(dtype), axis=axis)
+
+            def np_pgrad(x=x, q=q, axis=axis):
+                lse = np_logsumexp(x, axis)
+                rows = x.size // x.shape[axis]
+                loss = (q * (lse - x)).sum() / rows
+                g = (np.exp(x - lse) * q.sum(axis=axis, keepdims=True) - q) / rows
+                return loss, g
+
+            key = f"{name} cross_entropy(probabilities) + grad"
+            out[key] = {
+                "csoftmax": lambda x=x, q=q, axis=axis: csoftmax.cross_entropy(
+                    x, q, axis=axis, return_grad=True, num_threads=1),
+                "numpy": np_pgrad,
+            }
+            if torch is not None:
+                qt = torch.from_numpy(q)
+
+                def t_pgrad(xt=xt, qt=qt):
+                    xg = xt.clone().requires_grad_(True)
+                    loss = F.cross_entropy(xg, qt)
+                    loss.backward()
+                    return loss, xg.grad
+
+                out[key]["torch"] = t_pgrad
     return out
 
 

@@ -120,10 +120,11 @@ def test_smoothing_reductions_ignore(dtype, eps, reduction):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("eps", [0.0, 0.2])
-def test_probability_targets(dtype, eps):
+@pytest.mark.parametrize("C", [17, 10], ids=["rows", "short-rows-strips"])
+def test_probability_targets(dtype, eps, C):
     rng = np.random.default_rng(3)
-    x = (rng.standard_normal((5, 17)) * 3).astype(dtype)
-    p = rng.random((5, 17))
+    x = (rng.standard_normal((5, C)) * 3).astype(dtype)
+    p = rng.random((5, C))
     p = (p / p.sum(axis=1, keepdims=True)).astype(dtype)
     for reduction in ("mean", "sum", "none"):
         check(x, p, probs=True, eps=eps, reduction=reduction)
@@ -604,7 +605,10 @@ def _rows_one_by_one(x, t, axis, **kw):
     in the layout of x."""
     xm = np.moveaxis(x, axis, -1)
     C = xm.shape[-1]
-    xr, tr = xm.reshape(-1, C), np.asarray(t).reshape(-1)
+    t = np.asarray(t)
+    xr = xm.reshape(-1, C)
+    # class targets: one per row; probabilities: x's shape, a row each
+    tr = np.moveaxis(t, axis, -1).reshape(-1, C) if t.shape == x.shape else t.reshape(-1)
     loss = np.empty(len(tr), x.dtype)
     grad = np.empty_like(xr)
     for i in range(len(tr)):
@@ -615,15 +619,40 @@ def _rows_one_by_one(x, t, axis, **kw):
             np.moveaxis(grad.reshape(xm.shape), -1, axis))
 
 
+def _strip_targets(rng, x, axis, probs):
+    """Targets for test_strips_match_rows: classes (every fifth ignored, some
+    at the row's max) or probabilities (random distributions, a few rows
+    with negative entries or not summing to 1, as torch allows)."""
+    xm = np.moveaxis(x, axis, -1)
+    C = xm.shape[-1]
+    if probs:
+        p = rng.gamma(0.5, size=xm.shape)
+        p /= p.sum(axis=-1, keepdims=True)
+        flat = p.reshape(-1, C)
+        flat[1::9] *= 1.5
+        flat[2::11] -= 0.1
+        return np.moveaxis(p, -1, axis).astype(x.dtype)
+    t = rng.integers(0, C, xm.shape[:-1])
+    t.flat[::5] = -100
+    flat_t = t.reshape(-1)
+    flat_x = xm.reshape(-1, C)
+    for r in range(1, len(flat_t), 7):                        # the target at the max
+        if flat_t[r] != -100:
+            flat_t[r] = int(np.argmax(flat_x[r]))
+    return flat_t.reshape(t.shape)
+
+
 @pytest.mark.thread_unsafe   # switches the process-wide instruction set
 @pytest.mark.parametrize("isa_name", ISAS)
-def test_strips_match_rows(isa_name):
+@pytest.mark.parametrize("probs", [False, True], ids=["classes", "probabilities"])
+def test_strips_match_rows(isa_name, probs):
     """Columns (a class axis that is not last) and many short rows (C <= 16)
-    of class targets run CSM_STRIP rows side by side, one per lane: the bits
-    of each row by itself (the row kernel), with smoothing, class weights
-    (negative ones too), ignored rows, targets at the max, partial strips
-    and vectors, strided views and rows of special values in a strip (which
-    then goes row by row)."""
+    run CSM_STRIP rows side by side, one per lane: the bits of each row by
+    itself (the row kernel), for class and probability targets, with
+    smoothing, class weights (negative ones too), ignored rows, targets at
+    the max, partial strips and vectors, strided views (of the logits and
+    of the probabilities) and rows of special values in a strip (which then
+    goes row by row)."""
     rng = np.random.default_rng(21)
     cases = [((2, 21, 9, 17), 1), ((3, 5, 130), 1), ((1, 100, 3), 1), ((129, 1, 2), 0),
              ((300, 10), -1), ((257, 16), -1), ((130, 1), -1), ((2, 7, 3), 0)]
@@ -632,15 +661,8 @@ def test_strips_match_rows(isa_name):
             for shape, axis in cases:
                 x = (rng.standard_normal(shape) * 4).astype(dtype)
                 C = shape[axis]
-                t = rng.integers(0, C, np.delete(shape, axis % len(shape)))
-                t.flat[::5] = -100
+                t = _strip_targets(rng, x, axis, probs)
                 xm = np.moveaxis(x, axis, -1)                 # a view
-                flat_t = t.reshape(-1)
-                flat_x = xm.reshape(-1, C)
-                for r in range(1, len(flat_t), 7):            # the target at the max
-                    if flat_t[r] != -100:
-                        flat_t[r] = int(np.argmax(flat_x[r]))
-                t = flat_t.reshape(t.shape)
                 if x.size >= 3 * C:                           # special rows in a strip
                     row = [np.unravel_index(r, xm.shape[:-1]) for r in (0, 1, 2)]
                     xm[row[0]][0] = np.nan
@@ -655,29 +677,32 @@ def test_strips_match_rows(isa_name):
                     for red in ("none", "sum"):
                         kw = dict(axis=axis, reduction=red, label_smoothing=eps, weight=wgt,
                                   return_grad=True)
-                        for xv in (x, x[..., ::-1].copy()[..., ::-1]):
-                            l, g = ce(xv, t, **kw)
+                        tv = t[..., ::-1].copy()[..., ::-1] if probs else t
+                        for xv, tt in ((x, t), (x[..., ::-1].copy()[..., ::-1], tv)):
+                            l, g = ce(xv, tt, **kw)
                             if red == "none":
                                 assert_bitwise(l, want_l, what)
                             assert_bitwise(g, want_g, f"{what} {red}")
                     if wgt is signed:
                         continue
                     # the mean's gradient: the same terms over the count (one
-                    # more rounding for float32, whose terms were rounded)
+                    # more rounding for float32, whose terms were rounded);
+                    # probabilities: over the rows (torch's)
                     kept = t[t != -100]
-                    count = float(len(kept) if wgt is None else np.sum(wgt[kept], dtype=float))
+                    count = float(t.size // C if probs else
+                                  len(kept) if wgt is None else np.sum(wgt[kept], dtype=float))
                     _, g = ce(x, t, axis=axis, label_smoothing=eps, weight=wgt, return_grad=True)
                     np.testing.assert_allclose(g, want_g.astype(np.float64) / count,
                                                rtol=2.0 ** -22 if dtype == np.float32 else 3e-15)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-def test_strips_threads_bitwise(dtype):
+@pytest.mark.parametrize("probs", [False, True], ids=["classes", "probabilities"])
+def test_strips_threads_bitwise(dtype, probs):
     rng = np.random.default_rng(22)
     for shape, axis in (((4, 21, 40, 40), 1), ((20000, 12), -1)):
         x = (rng.standard_normal(shape) * 3).astype(dtype)
-        t = rng.integers(0, shape[axis], np.delete(shape, axis % len(shape)))
-        t.flat[::13] = -100
+        t = _strip_targets(rng, x, axis, probs)
         for reduction in ("mean", "none"):
             want = ce(x, t, axis=axis, reduction=reduction, return_grad=True, num_threads=1)
             for nt in (2, 3):
