@@ -181,6 +181,17 @@ static int same_bits(const void *a, ptrdiff_t ia, const void *b, ptrdiff_t ib, i
     return memcmp((const char *)a + ia * (ptrdiff_t)es, (const char *)b + ib * (ptrdiff_t)es, es) == 0;
 }
 
+/* element i of a typed buffer */
+static void *advp(void *p, ptrdiff_t i, int f32)
+{
+    return (char *)p + i * (ptrdiff_t)(f32 ? sizeof(float) : sizeof(double));
+}
+
+static const void *cadvp(const void *p, ptrdiff_t i, int f32)
+{
+    return (const char *)p + i * (ptrdiff_t)(f32 ? sizeof(float) : sizeof(double));
+}
+
 static void *xalloc(size_t count, int f32)
 {
     void *p = malloc((count ? count : 1) * (f32 ? sizeof(float) : sizeof(double)));
@@ -1262,6 +1273,70 @@ static void train_check(int ok, const char *what, size_t n, size_t i, double got
         fail(G_TRAIN, "%s n=%zu i=%zu: got %.17g want %.17g", what, n, i, got, ref);
 }
 
+/* cross_entropy with probability targets (label smoothing 0.1, the
+ * gradient, reduction none) over the R rows of x (R x nn): each row by its
+ * own call (the row kernel), all rows in one call (many short rows: the
+ * strips for nn <= 16) and the rows laid out as columns (the strips): the
+ * same bits */
+static void ce_probs_layouts(int f32, const void *x, size_t R, size_t nn)
+{
+    void *q = xalloc(R * nn, f32), *xt = xalloc(R * nn, f32), *qt = xalloc(R * nn, f32);
+    void *g1 = xalloc(R * nn, f32), *g2 = xalloc(R * nn, f32), *g3 = xalloc(R * nn, f32);
+    void *l1 = xalloc(R, f32), *l2 = xalloc(R, f32), *l3 = xalloc(R, f32);
+    for (size_t r = 0; r < R; r++)
+        for (size_t i = 0; i < nn; i++) {
+            double qv = (double)((r * 7 + i * 3) % 5) / (double)(2 * nn); /* not summing to 1 */
+            setv(q, (ptrdiff_t)(r * nn + i), qv, f32);
+            setv(qt, (ptrdiff_t)(i * R + r), qv, f32);
+            setv(xt, (ptrdiff_t)(i * R + r), getv(x, (ptrdiff_t)(r * nn + i), f32), f32);
+        }
+    csm_ce_args A;
+    memset(&A, 0, sizeof A);
+    A.probs = 1;
+    A.label_smoothing = 0.1;
+    A.reduction = CSM_REDUCE_NONE;
+    A.grad_n = 1;
+    double total;
+#define CE_CALL(xp, lp, L) \
+    (f32 ? csm_cross_entropy_f32((const float *)(xp), (float *)(lp), L, &A, &total) \
+         : csm_cross_entropy_f64((const double *)(xp), (double *)(lp), L, &A, &total))
+    int rc = CSM_OK;
+    for (size_t r = 0; r < R; r++) { /* one row a call */
+        csm_layout L1 = csm_rows_reduced(1, nn);
+        A.target = (csm_operand){cadvp(q, (ptrdiff_t)(r * nn), f32), (ptrdiff_t)nn, 1, 0};
+        A.grad = advp(g1, (ptrdiff_t)(r * nn), f32);
+        A.grad_outer = (ptrdiff_t)nn;
+        rc |= CE_CALL(cadvp(x, (ptrdiff_t)(r * nn), f32), advp(l1, (ptrdiff_t)r, f32), &L1);
+    }
+    csm_layout LR = csm_rows_reduced(R, nn); /* all rows */
+    A.target = (csm_operand){q, (ptrdiff_t)nn, 1, 0};
+    A.grad = g2;
+    rc |= CE_CALL(x, l2, &LR);
+    csm_layout LC = {1, nn, R, 0, (ptrdiff_t)R, 1, 0, 0, 1}; /* columns */
+    A.target = (csm_operand){qt, 0, (ptrdiff_t)R, 1};
+    A.grad = g3;
+    A.grad_outer = 0;
+    A.grad_n = (ptrdiff_t)R;
+    A.grad_inner = 1;
+    rc |= CE_CALL(xt, l3, &LC);
+#undef CE_CALL
+    train_check(rc == CSM_OK, "cross_entropy probabilities status", nn, 0, rc, 0);
+    for (size_t r = 0; r < R; r++) {
+        train_check(same_bits(l2, (ptrdiff_t)r, l1, (ptrdiff_t)r, f32) &&
+                        same_bits(l3, (ptrdiff_t)r, l1, (ptrdiff_t)r, f32),
+                    "cross_entropy probabilities loss, layouts", nn, r,
+                    getv(l3, (ptrdiff_t)r, f32), getv(l1, (ptrdiff_t)r, f32));
+        for (size_t i = 0; i < nn; i++)
+            train_check(same_bits(g2, (ptrdiff_t)(r * nn + i), g1, (ptrdiff_t)(r * nn + i), f32) &&
+                            same_bits(g3, (ptrdiff_t)(i * R + r), g1, (ptrdiff_t)(r * nn + i), f32),
+                        "cross_entropy probabilities grad, layouts", nn, i,
+                        getv(g3, (ptrdiff_t)(i * R + r), f32), getv(g1, (ptrdiff_t)(r * nn + i), f32));
+    }
+    void *bufs[] = {q, xt, qt, g1, g2, g3, l1, l2, l3};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
+        free(bufs[k]);
+}
+
 static void check_training(void)
 {
     const long double u = 0x1p-53L;
@@ -1424,6 +1499,7 @@ static void check_training(void)
                      : csm_cross_entropy_f64((const double *)ob, (double *)loss, &LL, &A, &total);
             train_check(rc == CSM_ERANGE && getv(loss, 0, f32) == 12345.0,
                         "cross_entropy CSM_ERANGE", nn, 0, rc, CSM_ERANGE);
+            ce_probs_layouts(f32, ob, R, nn);
             free(loss);
             free(x);
             free(dy);
