@@ -37,6 +37,8 @@
  *       rows as columns (the strip kernel) bitwise, threads bitwise;
  *       cross_entropy with class targets (loss 2 ULP, gradient
  *       4 ULP of max(p, q) / count, mean), CSM_ERANGE writing nothing;
+ *       with probability targets, each row alone == all rows in one call
+ *       == the rows as columns (the strips), bitwise;
  *   (k) logsumexp with weights and signs, and the streaming state
  *       (check_weighted: 2 ULP against long double, cancelling sums,
  *       special values, chunks merged equal to one call).
