@@ -688,9 +688,11 @@ def test_strips_match_rows(isa_name, probs):
                     # the mean's gradient: the same terms over the count (one
                     # more rounding for float32, whose terms were rounded);
                     # probabilities: over the rows (torch's)
-                    kept = t[t != -100]
-                    count = float(t.size // C if probs else
-                                  len(kept) if wgt is None else np.sum(wgt[kept], dtype=float))
+                    if probs:
+                        count = float(t.size // C)
+                    else:
+                        kept = t[t != -100]
+                        count = float(len(kept) if wgt is None else np.sum(wgt[kept], dtype=float))
                     _, g = ce(x, t, axis=axis, label_smoothing=eps, weight=wgt, return_grad=True)
                     np.testing.assert_allclose(g, want_g.astype(np.float64) / count,
                                                rtol=2.0 ** -22 if dtype == np.float32 else 3e-15)
